@@ -1,0 +1,55 @@
+# Two commands do all the set-up: `make demo` and `make test`. Each creates
+# .venv when it is missing and installs what it needs into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test lint typecheck unit bench notebook notebooks-refresh readme-cli clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(PY)
+	$(PIP) -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PIP) -e '.[dev,notebook]'
+	$(PY) -m ipykernel install --sys-prefix --name esms-analytics --display-name "esms-analytics (.venv)" >/dev/null
+	touch $(RUNTIME_STAMP) $@
+
+## demo: sync ~90 days from the embedded simulator into data/lake, print and plot the reports
+demo: $(RUNTIME_STAMP)
+	$(PY) -m esms_analytics demo
+
+## test: lint, type-check and run the whole suite (what CI runs)
+test: lint typecheck unit
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check esms_analytics tests benchmarks
+	$(PY) -m ruff format --check esms_analytics tests benchmarks
+
+typecheck: $(DEV_STAMP)
+	$(PY) -m mypy
+
+unit: $(DEV_STAMP)
+	$(PY) -m pytest -n 2 -q
+
+## bench: run benchmarks/ and write BENCHMARKS.md
+bench: $(DEV_STAMP)
+	$(PY) -m benchmarks.run
+
+## notebook: open Jupyter Lab with the project's kernel
+notebook: $(DEV_STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+## notebooks-refresh: re-execute the notebooks in place so their committed outputs are current
+notebooks-refresh: $(DEV_STAMP)
+	$(PY) -m esms_analytics._notebooks notebooks/*.ipynb
+
+clean:
+	rm -rf $(VENV) data/lake data/reports .pytest_cache .mypy_cache .ruff_cache

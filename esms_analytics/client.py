@@ -1,0 +1,570 @@
+"""The HTTP client for eSMS's ``GetSmsSentData_V2``: windows, pages, retries, rate limit.
+
+One :class:`EsmsClient` owns one ``requests.Session``. It sends the documented
+JSON body (``ApiKey``, ``SecretKey``, ``SmsType``, ``From``, ``To``, ``Page``,
+``PageSize``), walks 1-based pages of a :class:`Window` and yields each
+:class:`Page` with its context. Decoding happens downstream (``decode``).
+
+Protocol facts this module relies on (see ``README.md``, "Limits and assumptions"):
+
+- ``From``/``To`` filter on the message's *creation* time, in Vietnam local
+  time, both ends inclusive to the second: a day is ``D 00:00:00``–``D 23:59:59``.
+- Numbers may come as strings and strings as numbers (``"100"`` or ``100``).
+- Errors come back as HTTP 200 with a ``CodeResult``: 100 success, 105 "no
+  data" (an empty window here), 101 bad credentials (never retried), 99 and
+  160 transient (retried); any other code fails with the server's message.
+- Transport faults (connection errors, timeouts, HTTP 429 and 5xx, a
+  truncated or non-JSON body) are retried with exponential backoff, jitter and
+  a cap; ``Retry-After`` is honoured.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+import requests
+
+from esms_analytics.codes import VN_TZ, check_sms_type
+from esms_analytics.errors import ApiError, AuthError, ConfigError, TransportError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+logger = logging.getLogger("esms_analytics")
+
+DEFAULT_BASE_URL: Final = "https://rest.esms.vn/MainService.svc/json"
+ENDPOINT: Final = "GetSmsSentData_V2"
+MAX_PAGE_SIZE: Final = 500
+ENV_API_KEY: Final = "ESMS_API_KEY"
+ENV_SECRET_KEY: Final = "ESMS_SECRET_KEY"
+ENV_BASE_URL: Final = "ESMS_BASE_URL"
+
+#: HTTP statuses worth another attempt: rate limiting and server-side faults.
+RETRY_STATUS: Final = frozenset((429, *range(500, 600)))
+#: CodeResults worth another attempt: 99 unknown error, 160 too many requests.
+RETRY_CODES: Final = frozenset(("99", "160"))
+CODE_SUCCESS: Final = "100"
+CODE_NO_DATA: Final = "105"
+CODE_AUTH_FAILED: Final = "101"
+
+#: What to tell the caller for the codes eSMS documents as final failures.
+CODE_HINTS: Final[Mapping[str, str]] = {
+    "102": "the account has no price list or is locked; contact eSMS support",
+    "118": "eSMS does not support this SmsType for the account; check sms_type",
+    "140": (
+        "the IP address of this machine is not on the account's whitelist; "
+        "add it in the eSMS portal (Account > API settings)"
+    ),
+    "143": "the account is not activated or is locked; contact eSMS support",
+}
+TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+MIN_REDACTED_LENGTH: Final = 4
+
+
+@dataclass(frozen=True)
+class Window:
+    """A creation-time range, inclusive to the second at both ends, in Vietnam time.
+
+    >>> w = Window.for_day(date(2024, 1, 17))
+    >>> w.params()
+    {'From': '2024-01-17 00:00:00', 'To': '2024-01-17 23:59:59'}
+    >>> str(w)
+    '2024-01-17'
+    """
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", _as_vietnam(self.start))
+        object.__setattr__(self, "end", _as_vietnam(self.end))
+        if self.end < self.start:
+            raise ConfigError(
+                f"window ends ({self.end:{TIME_FORMAT}}) before it starts "
+                f"({self.start:{TIME_FORMAT}}); swap the two"
+            )
+
+    @classmethod
+    def for_day(cls, day: date) -> Window:
+        """The window of one Vietnam-local day: ``D 00:00:00`` to ``D 23:59:59``."""
+        start = datetime(day.year, day.month, day.day, tzinfo=VN_TZ)
+        return cls(start, start + timedelta(days=1, seconds=-1))
+
+    @property
+    def day(self) -> date | None:
+        """The day this window covers exactly, or None for any other range."""
+        whole = Window.for_day(self.start.date())
+        return self.start.date() if whole == self else None
+
+    def params(self) -> dict[str, str]:
+        """The ``From`` / ``To`` fields of the request body."""
+        return {"From": self.start.strftime(TIME_FORMAT), "To": self.end.strftime(TIME_FORMAT)}
+
+    def __str__(self) -> str:
+        day = self.day
+        if day is not None:
+            return day.isoformat()
+        return f"{self.start:{TIME_FORMAT}}..{self.end:{TIME_FORMAT}}"
+
+
+def _as_vietnam(moment: datetime) -> datetime:
+    # Naive datetimes are taken as Vietnam local time, the service's own clock.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=VN_TZ, microsecond=0)
+    return moment.astimezone(VN_TZ).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of ``GetSmsSentData_V2`` with the context it was fetched in.
+
+    ``rows`` are the ``SentData`` dicts exactly as the service sent them.
+    ``count_total`` is the service's ``CountTotal`` for the whole window at
+    the time of this request.
+    """
+
+    window: Window
+    sms_type: int
+    number: int
+    page_size: int
+    count_total: int
+    rows: list[dict[str, Any]] = field(repr=False)
+    attempts: int = 1
+
+    @property
+    def pages_total(self) -> int:
+        """ceil(CountTotal / PageSize): how many pages the window has now."""
+        return math.ceil(self.count_total / self.page_size)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a request is retried.
+
+    Delay before attempt ``n + 1`` is ``min(backoff_max, backoff_initial * 2**(n-1))``
+    scaled by a random factor in ``[1 - jitter, 1]``; a ``Retry-After`` header
+    replaces it (up to ``retry_after_max`` seconds).
+
+    >>> RetryPolicy(jitter=0).delay(1), RetryPolicy(jitter=0).delay(4)
+    (0.5, 4.0)
+    >>> RetryPolicy(jitter=0).delay(20)
+    30.0
+    >>> RetryPolicy().delay(1, retry_after=7.0)
+    7.0
+    """
+
+    max_attempts: int = 6
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    jitter: float = 0.5
+    retry_after_max: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if not 0 <= self.jitter <= 1:
+            raise ConfigError(f"jitter must be between 0 and 1, got {self.jitter}")
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_max)
+        base = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
+        return base * (1 - self.jitter * random.random())
+
+
+class RateLimiter:
+    """At most ``per_second`` acquisitions a second, shared by every thread.
+
+    ``None`` disables the limit. Slots are handed out in order, so threads
+    queue instead of bursting.
+    """
+
+    def __init__(
+        self,
+        per_second: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if per_second is not None and per_second <= 0:
+            raise ConfigError(f"rate limit must be positive requests per second, got {per_second}")
+        self.per_second = per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+
+    def acquire(self) -> None:
+        """Block until this caller may send one request."""
+        if self.per_second is None:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / self.per_second
+        if slot > now:
+            self._sleep(slot - now)
+
+
+class EsmsClient:
+    """A client for eSMS's message history, ``GetSmsSentData_V2``.
+
+    Parameters
+    ----------
+    api_key, secret_key : str, optional
+        Your eSMS credentials; default to the ``ESMS_API_KEY`` and
+        ``ESMS_SECRET_KEY`` environment variables.
+    base_url : str, optional
+        Default ``ESMS_BASE_URL`` or ``https://rest.esms.vn/MainService.svc/json``.
+        Plain ``http://`` is refused for any host but loopback, because the
+        keys travel in the request body, unless ``allow_insecure_http=True``.
+    timeout : float
+        Seconds to wait for connect and for each read of a response.
+    retry : RetryPolicy
+        Attempts and backoff for transient faults.
+    rate_limit : float or None
+        Requests per second across every thread using this client.
+    sleep : callable
+        How to wait between attempts (tests pass a recorder).
+
+    Examples
+    --------
+    >>> from esms_analytics.simulator import Simulator
+    >>> with Simulator(daily_volume=40, days=3) as sim, sim.client() as client:
+    ...     frame = client.fetch(sim.today - timedelta(days=2), sim.today - timedelta(days=1))
+    >>> frame.columns[:4]
+    ['sms_id', 'reference_id', 'campaign', 'content']
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        secret_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = 10.0,
+        allow_insecure_http: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+        secret_key = secret_key if secret_key is not None else os.environ.get(ENV_SECRET_KEY)
+        missing = [
+            name
+            for name, value in ((ENV_API_KEY, api_key), (ENV_SECRET_KEY, secret_key))
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"missing eSMS credentials: set {' and '.join(missing)} in the environment "
+                "or pass api_key= and secret_key= to EsmsClient (find them in the eSMS "
+                "portal under Account > API settings)"
+            )
+        assert api_key is not None and secret_key is not None
+        if timeout <= 0:
+            raise ConfigError(f"timeout must be positive seconds, got {timeout}")
+        self._api_key = api_key
+        self._secret_key = secret_key
+        self.base_url = _check_base_url(
+            base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL, allow_insecure_http
+        )
+        self.url = f"{self.base_url}/{ENDPOINT}"
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.rate_limiter = RateLimiter(rate_limit, sleep=sleep)
+        self._sleep = sleep
+        self._session = requests.Session()
+        self._session.headers.update({"Accept": "application/json"})
+        self.requests_made = 0
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"EsmsClient(base_url={self.base_url!r}, api_key='***', secret_key='***')"
+
+    def __enter__(self) -> EsmsClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session and its connections."""
+        self._session.close()
+
+    # -- one request --------------------------------------------------------
+
+    def get_page(
+        self, window: Window, sms_type: int, page: int = 1, page_size: int = MAX_PAGE_SIZE
+    ) -> Page:
+        """Fetch one page (1-based) of ``window``, retrying transient faults.
+
+        Raises
+        ------
+        AuthError
+            CodeResult 101, at once.
+        ApiError
+            Any other unsuccessful CodeResult, or 99/160 on every attempt.
+        TransportError
+            Connection, timeout, HTTP status or body failures on every attempt.
+        """
+        check_sms_type(sms_type)
+        if page < 1:
+            raise ConfigError(f"pages are 1-based, got page={page}")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ConfigError(f"page_size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
+        body = {
+            "ApiKey": self._api_key,
+            "SecretKey": self._secret_key,
+            "SmsType": str(sms_type),
+            **window.params(),
+            "Page": page,
+            "PageSize": page_size,
+        }
+        where = f"{ENDPOINT} SmsType={sms_type} window {window} page {page}"
+        attempts = self.retry.max_attempts
+        for attempt in range(1, attempts + 1):
+            self.rate_limiter.acquire()
+            outcome = self._attempt(body, where)
+            if isinstance(outcome, dict):
+                return self._page_from(outcome, window, sms_type, page, page_size, attempt, where)
+            problem, retry_after, code = outcome
+            if attempt == attempts:
+                message = (
+                    f"{where} failed after {attempts} attempts: {problem} "
+                    f"(base URL {self.base_url}); check the network and the service, "
+                    "then run again: completed windows are kept"
+                )
+                if code is not None:
+                    raise ApiError(self._redact(message), code=code, attempts=attempts)
+                raise TransportError(self._redact(message), attempts=attempts)
+            wait = self.retry.delay(attempt, retry_after)
+            logger.warning(
+                "%s: %s; retrying in %.2fs (attempt %d of %d)",
+                where,
+                self._redact(problem),
+                wait,
+                attempt + 1,
+                attempts,
+            )
+            self._sleep(wait)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _attempt(
+        self, body: dict[str, Any], where: str
+    ) -> dict[str, Any] | tuple[str, float | None, str | None]:
+        """One HTTP exchange: the payload of a usable answer, or why to retry.
+
+        Non-retryable answers raise here.
+        """
+        with self._count_lock:
+            self.requests_made += 1
+        try:
+            response = self._session.post(self.url, json=body, timeout=self.timeout)
+        except requests.Timeout:
+            return f"no response within {self.timeout:g}s", None, None
+        except requests.RequestException as exc:
+            # The exception text may quote the URL but never the body; still redact.
+            return f"connection failed ({type(exc).__name__})", None, None
+        status = response.status_code
+        if status in RETRY_STATUS:
+            return f"HTTP {status}", _retry_after(response.headers.get("Retry-After")), None
+        if status != 200:
+            raise TransportError(
+                self._redact(
+                    f"{where}: HTTP {status} from {self.url}; check base_url "
+                    f"(it should end in /MainService.svc/json)"
+                ),
+                attempts=1,
+            )
+        try:
+            payload = json.loads(response.content)
+        except ValueError:
+            return f"the body is not valid JSON ({len(response.content)} bytes)", None, None
+        if not isinstance(payload, dict) or "CodeResult" not in payload:
+            return "the body has no CodeResult", None, None
+        code = _code(payload["CodeResult"])
+        if code in (CODE_SUCCESS, CODE_NO_DATA):
+            return payload
+        server_message = str(payload.get("ErrorMessage") or "")
+        if code in RETRY_CODES:
+            return f"CodeResult {code} ({server_message or 'no message'})", None, code
+        hint = CODE_HINTS.get(code, "see eSMS's table of error codes")
+        message = self._redact(
+            f"{where}: eSMS answered CodeResult {code}"
+            f"{f' ({server_message})' if server_message else ''}; "
+        )
+        if code == CODE_AUTH_FAILED:
+            raise AuthError(
+                message + f"the ApiKey/SecretKey pair was refused by {self.base_url}; "
+                f"check {ENV_API_KEY} and {ENV_SECRET_KEY}",
+                code=code,
+                server_message=self._redact(server_message),
+            )
+        raise ApiError(message + hint, code=code, server_message=self._redact(server_message))
+
+    def _page_from(
+        self,
+        payload: dict[str, Any],
+        window: Window,
+        sms_type: int,
+        page: int,
+        page_size: int,
+        attempts: int,
+        where: str,
+    ) -> Page:
+        if _code(payload["CodeResult"]) == CODE_NO_DATA:
+            return Page(window, sms_type, page, page_size, 0, [], attempts)
+        rows = payload.get("SentData") or []
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise TransportError(
+                f"{where}: SentData is not a list of rows but {type(rows).__name__}; "
+                "the service answered in an unexpected shape",
+                attempts=attempts,
+            )
+        raw_total = payload.get("CountTotal")
+        try:
+            count_total = int(float(raw_total)) if raw_total is not None else len(rows)
+        except (TypeError, ValueError):
+            raise TransportError(
+                f"{where}: CountTotal {raw_total!r} is not a number", attempts=attempts
+            ) from None
+        logger.debug("%s: %d rows of CountTotal %d", where, len(rows), count_total)
+        return Page(window, sms_type, page, page_size, count_total, rows, attempts)
+
+    def _redact(self, text: str) -> str:
+        # Messages are built without the keys; this is the belt to those braces.
+        # Keys too short to be real (test doubles like "k") would garble the text.
+        for secret in (self._api_key, self._secret_key):
+            if len(secret) >= MIN_REDACTED_LENGTH:
+                text = text.replace(secret, "***")
+        return text
+
+    # -- many requests ------------------------------------------------------
+
+    def iter_pages(
+        self, window: Window, sms_type: int, *, page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[Page]:
+        """Yield the pages of one window, 1-based, until the last or an empty page.
+
+        The number of pages is recomputed from every page's ``CountTotal``, so
+        rows that arrive while paging extend the walk instead of being cut off.
+        """
+        number = 1
+        while True:
+            page = self.get_page(window, sms_type, number, page_size)
+            yield page
+            if not page.rows or number >= page.pages_total:
+                return
+            number += 1
+
+    def fetch(
+        self,
+        start: date | str,
+        end: date | str | None = None,
+        *,
+        sms_type: int = 2,
+        page_size: int = MAX_PAGE_SIZE,
+        progress: bool = False,
+    ) -> pl.DataFrame:
+        """Fetch every message created from ``start`` to ``end`` (whole days) as one frame.
+
+        Each day is fetched as one window, checked against ``CountTotal`` and
+        decoded to the canonical schema (see ``esms_analytics.SCHEMA``).
+        """
+        from esms_analytics.windows import fetch_days
+
+        return fetch_days(
+            self, _to_date(start), _to_date(end if end is not None else start),
+            sms_types=[sms_type], page_size=page_size, progress=progress,
+        )
+
+
+def _to_date(value: date | str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def day_range(start: date, end: date) -> list[date]:
+    """Every day from ``start`` to ``end`` inclusive; a clear error if reversed."""
+    if end < start:
+        raise ConfigError(
+            f"the range ends ({end}) before it starts ({start}); swap --from and --to"
+        )
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def _code(value: object) -> str:
+    # "100", 100 and 100.0 are the same code.
+    text = str(value).strip()
+    try:
+        return str(int(float(text)))
+    except ValueError:
+        return text
+
+
+def _retry_after(header: str | None) -> float | None:
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
+
+
+def _check_base_url(url: str, allow_insecure_http: bool) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base URL {url!r} is not an http(s) URL; use {DEFAULT_BASE_URL} "
+            "or the simulator's URL"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"refusing plain http:// to {parts.hostname}: the ApiKey and SecretKey travel in the "
+            "request body; use https://, or pass allow_insecure_http=True if you really mean it"
+        )
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def sms_type_list(sms_types: Sequence[int] | None) -> list[int]:
+    """The requested types checked and de-duplicated; every type when None."""
+    from esms_analytics.codes import SMS_TYPES
+
+    if sms_types is None:
+        return list(SMS_TYPES)
+    return sorted({check_sms_type(code) for code in sms_types})

@@ -1,0 +1,128 @@
+"""Fetch whole windows: every page, decoded, checked against ``CountTotal``.
+
+A window is complete when its unique rows equal the ``CountTotal`` the
+service reported at the start and at the end of the walk. Rows arriving
+while a window is paged (newest first) push older rows onto the next page, so
+the walk sees some rows twice and misses the newcomers: the exact duplicates
+are dropped and the window is walked again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from esms_analytics.client import MAX_PAGE_SIZE, EsmsClient, Window, day_range, sms_type_list
+from esms_analytics.decode import decode_rows, empty_frame
+from esms_analytics.errors import IncompleteWindowError
+
+logger = logging.getLogger("esms_analytics")
+
+#: How many walks of one window before it is reported incomplete.
+DEFAULT_PASSES = 3
+#: Row order inside a window: stable across fetches, so equal data gives equal files.
+ROW_ORDER = ("sent_at", "sms_id", "reference_id", "phone")
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """The outcome of fetching one (SmsType, window).
+
+    ``complete`` is true when ``frame.height == count_total``; otherwise the
+    window changed on every pass and ``frame`` holds the last pass's rows.
+    """
+
+    sms_type: int
+    window: Window
+    frame: pl.DataFrame
+    count_total: int
+    requests: int
+    passes: int
+    duplicates_dropped: int
+
+    @property
+    def complete(self) -> bool:
+        """Unique rows equal the service's CountTotal."""
+        return self.frame.height == self.count_total
+
+
+def fetch_window(
+    client: EsmsClient,
+    sms_type: int,
+    window: Window,
+    *,
+    page_size: int = MAX_PAGE_SIZE,
+    max_passes: int = DEFAULT_PASSES,
+) -> WindowResult:
+    """Fetch one window completely, or report after ``max_passes`` that it kept changing.
+
+    Pages are decoded as they arrive, so memory holds the typed rows of one
+    window, never its JSON.
+    """
+    requests = 0
+    result: WindowResult | None = None
+    for number in range(1, max_passes + 1):
+        frames: list[pl.DataFrame] = []
+        counts: list[int] = []
+        for page in client.iter_pages(window, sms_type, page_size=page_size):
+            requests += page.attempts
+            counts.append(page.count_total)
+            if page.rows:
+                frames.append(decode_rows(page.rows))
+        fetched = pl.concat(frames) if frames else empty_frame()
+        unique = fetched.unique(maintain_order=True).sort(ROW_ORDER, nulls_last=True)
+        result = WindowResult(
+            sms_type=sms_type,
+            window=window,
+            frame=unique,
+            count_total=counts[-1],
+            requests=requests,
+            passes=number,
+            duplicates_dropped=fetched.height - unique.height,
+        )
+        if result.complete and counts[0] == counts[-1]:
+            return result
+        logger.info(
+            "SmsType=%d window %s changed while paging (CountTotal %d -> %d, %d unique rows); "
+            "fetching it again (pass %d of %d)",
+            sms_type, window, counts[0], counts[-1], unique.height, number + 1, max_passes,
+        )
+    assert result is not None
+    return result
+
+
+def fetch_days(
+    client: EsmsClient,
+    start: date,
+    end: date,
+    *,
+    sms_types: Sequence[int] | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    progress: bool = False,
+) -> pl.DataFrame:
+    """Every message created on the days ``start``..``end`` (inclusive), one frame.
+
+    Raises :class:`IncompleteWindowError` rather than return a window with a gap.
+    """
+    from tqdm.auto import tqdm
+
+    windows = [(code, Window.for_day(day)) for day in day_range(start, end)
+               for code in sms_type_list(sms_types)]
+    frames = []
+    with tqdm(total=len(windows), desc="fetch", unit="window", disable=not progress) as bar:
+        for sms_type, window in windows:
+            result = fetch_window(client, sms_type, window, page_size=page_size)
+            if not result.complete:
+                raise IncompleteWindowError(
+                    f"SmsType={sms_type} window {window} changed on each of {result.passes} "
+                    f"passes (CountTotal now {result.count_total}, {result.frame.height} unique "
+                    "rows): messages are still arriving; fetch it again in a moment"
+                )
+            frames.append(result.frame)
+            bar.update()
+            bar.set_postfix(rows=sum(frame.height for frame in frames))
+    return pl.concat(frames) if frames else empty_frame()

@@ -1,0 +1,42 @@
+"""Shared fixtures: a real simulator on loopback and clients that never sleep for real."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from esms_analytics.client import EsmsClient, RetryPolicy
+from esms_analytics.simulator import Simulator
+from esms_analytics.simulator.history import VIETNAM
+
+#: The frozen moment most tests run at: mid-afternoon, Vietnam time.
+NOW = datetime(2026, 11, 20, 15, 30, tzinfo=VIETNAM)
+
+
+class SleepRecorder:
+    """Stands in for time.sleep: records each wait instead of waiting."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> SleepRecorder:
+    return SleepRecorder()
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(now=NOW, days=20, daily_volume=60, seed=11) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def client(sim: Simulator, sleeps: SleepRecorder) -> Iterator[EsmsClient]:
+    with sim.client(sleep=sleeps, timeout=5.0, retry=RetryPolicy(max_attempts=4)) as esms:
+        yield esms
