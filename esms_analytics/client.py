@@ -489,12 +489,13 @@ class EsmsClient:
         from esms_analytics.windows import fetch_days
 
         return fetch_days(
-            self, _to_date(start), _to_date(end if end is not None else start),
+            self, to_date(start), to_date(end if end is not None else start),
             sms_types=[sms_type], page_size=page_size, progress=progress,
         )
 
 
-def _to_date(value: date | str) -> date:
+def to_date(value: date | str) -> date:
+    """A date from a ``date``, a ``datetime`` or ``YYYY-MM-DD``; a clear error otherwise."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):

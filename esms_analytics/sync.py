@@ -1,0 +1,297 @@
+"""Incremental sync of eSMS history into the Parquet lake.
+
+A window (one SmsType, one Vietnam-local creation day) is fetched when
+
+- it was never fetched, or its partition file is gone;
+- it was fetched before it settled: statuses change for about three days
+  after sending, so a day fetched less than ``settle_days`` after it ended is
+  fetched again on the next sync;
+- ``refresh=True``.
+
+Settled windows are never requested again. A window is stored only when it
+is complete (unique rows equal ``CountTotal``); otherwise its old partition
+stays and it is reported ``incomplete``. Windows run in parallel threads that
+share the client's rate limit; memory holds one window per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Final, Literal
+
+import polars as pl
+
+from esms_analytics.client import (
+    MAX_PAGE_SIZE,
+    EsmsClient,
+    Window,
+    day_range,
+    sms_type_list,
+    to_date,
+)
+from esms_analytics.codes import VN_TZ
+from esms_analytics.errors import AuthError, ConfigError, EsmsError
+from esms_analytics.lake import (
+    PART_NAME,
+    Manifest,
+    WindowEntry,
+    lake_lock,
+    open_lake,
+    partition_path,
+    write_partition,
+)
+from esms_analytics.windows import DEFAULT_PASSES, fetch_window
+
+logger = logging.getLogger("esms_analytics")
+
+WindowStatus = Literal["fetched", "skipped", "incomplete", "failed"]
+DEFAULT_SETTLE_DAYS: Final = 3
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    """What sync did with one window."""
+
+    sms_type: int
+    date: date
+    status: WindowStatus
+    rows: int = 0
+    count_total: int = 0
+    requests: int = 0
+    settled: bool = False
+    detail: str = ""
+
+
+@dataclass
+class SyncReport:
+    """The outcome of :func:`sync`: one :class:`WindowReport` per window in the range."""
+
+    windows: list[WindowReport] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when no window is incomplete or failed."""
+        return all(window.status in ("fetched", "skipped") for window in self.windows)
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests made, retries included."""
+        return sum(window.requests for window in self.windows)
+
+    @property
+    def rows(self) -> int:
+        """Rows written by this sync."""
+        return sum(window.rows for window in self.windows if window.status == "fetched")
+
+    def count(self, status: WindowStatus) -> int:
+        """How many windows ended with ``status``."""
+        return sum(window.status == status for window in self.windows)
+
+    def to_frame(self) -> pl.DataFrame:
+        """One row per window."""
+        return pl.DataFrame(
+            [vars(window) for window in self.windows],
+            schema={
+                "sms_type": pl.Int16,
+                "date": pl.Date,
+                "status": pl.String,
+                "rows": pl.Int64,
+                "count_total": pl.Int64,
+                "requests": pl.Int64,
+                "settled": pl.Boolean,
+                "detail": pl.String,
+            },
+        ).sort("date", "sms_type")
+
+    def summary(self) -> str:
+        """One line for people, then one per window that did not complete."""
+        lines = [
+            f"{len(self.windows)} windows: {self.count('fetched')} fetched, "
+            f"{self.count('skipped')} skipped (settled), {self.count('incomplete')} incomplete, "
+            f"{self.count('failed')} failed; {self.rows:,} rows written, "
+            f"{self.requests:,} requests"
+        ]
+        for window in self.windows:
+            if window.status in ("incomplete", "failed"):
+                lines.append(f"  {window.status}: sms_type={window.sms_type} "
+                             f"date={window.date}: {window.detail}")
+        return "\n".join(lines)
+
+
+def settled_at(day: date, settle_days: int) -> datetime:
+    """The moment from which a fetch of ``day`` counts as final."""
+    end = datetime(day.year, day.month, day.day, tzinfo=VN_TZ) + timedelta(days=1)
+    return end + timedelta(days=settle_days)
+
+
+def sync(
+    lake: str | os.PathLike[str],
+    start: date | str,
+    end: date | str,
+    *,
+    sms_types: Sequence[int] | None = None,
+    client: EsmsClient | None = None,
+    settle_days: int = DEFAULT_SETTLE_DAYS,
+    workers: int = 4,
+    refresh: bool = False,
+    progress: bool = True,
+    now: datetime | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    max_passes: int = DEFAULT_PASSES,
+) -> SyncReport:
+    """Bring the lake up to date for the days ``start``..``end`` (inclusive).
+
+    Parameters
+    ----------
+    lake : path
+        The lake directory; created when missing.
+    start, end : date or ``YYYY-MM-DD``
+        Vietnam-local creation days.
+    sms_types : sequence of int, optional
+        Message types to sync; every type by default.
+    client : EsmsClient, optional
+        Default: ``EsmsClient()`` from the environment.
+    settle_days : int
+        Days after a day ends before its statuses count as final.
+    workers : int
+        Windows fetched in parallel (they share the client's rate limit).
+    refresh : bool
+        Fetch every window again, settled or not (repairs a corrupt file).
+    progress : bool
+        Show a ``tqdm`` progress bar (terminal or Jupyter).
+    now : datetime, optional
+        The current moment, for deciding what has settled; default the clock.
+
+    Returns
+    -------
+    SyncReport
+        ``report.complete`` is true when every window is stored whole.
+    """
+    first, last = to_date(start), to_date(end)
+    days = day_range(first, last)
+    types = sms_type_list(sms_types)
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    if settle_days < 0:
+        raise ConfigError(f"settle_days cannot be negative, got {settle_days}")
+    moment = (now or datetime.now(VN_TZ)).astimezone(VN_TZ)
+    if last > moment.date():
+        raise ConfigError(
+            f"--to {last} is in the future (today is {moment.date()} in Vietnam); "
+            "messages cannot have been created then"
+        )
+    path = open_lake(lake, create=True)
+    owns_client = client is None
+    esms = client or EsmsClient()
+    try:
+        with lake_lock(path):
+            manifest = Manifest(path)
+            todo, report = [], SyncReport()
+            for day in days:
+                for sms_type in types:
+                    reason = _why_fetch(path, manifest.get(sms_type, day), refresh)
+                    if reason is None:
+                        entry = manifest.get(sms_type, day)
+                        assert entry is not None
+                        report.windows.append(WindowReport(
+                            sms_type, day, "skipped", rows=entry.rows,
+                            count_total=entry.count_total, settled=True, detail="settled",
+                        ))
+                    else:
+                        todo.append((sms_type, day, reason))
+            logger.info("sync %s..%s: %d windows to fetch, %d settled", first, last, len(todo),
+                        len(report.windows))
+            report.windows += _run(esms, path, manifest, todo, moment=moment,
+                                   settle_days=settle_days, workers=workers, progress=progress,
+                                   page_size=page_size, max_passes=max_passes)
+    finally:
+        if owns_client:
+            esms.close()
+    report.windows.sort(key=lambda window: (window.date, window.sms_type))
+    return report
+
+
+def _why_fetch(lake: Path, entry: WindowEntry | None, refresh: bool) -> str | None:
+    if refresh:
+        return "refresh"
+    if entry is None:
+        return "missing"
+    if not entry.settled:
+        return "not settled"
+    if entry.rows and not (partition_path(lake, entry.sms_type, entry.date) / PART_NAME).exists():
+        return "file missing"
+    return None
+
+
+def _run(
+    client: EsmsClient,
+    lake: Path,
+    manifest: Manifest,
+    todo: list[tuple[int, date, str]],
+    *,
+    moment: datetime,
+    settle_days: int,
+    workers: int,
+    progress: bool,
+    page_size: int,
+    max_passes: int,
+) -> list[WindowReport]:
+    from tqdm.auto import tqdm
+
+    stop = threading.Event()
+    results: list[WindowReport] = []
+    bar = tqdm(total=len(todo), desc="sync", unit="window", disable=not progress or not todo)
+
+    def one(sms_type: int, day: date, reason: str) -> WindowReport:
+        if stop.is_set():
+            return WindowReport(sms_type, day, "failed", detail="not started: sync stopped")
+        try:
+            result = fetch_window(client, sms_type, Window.for_day(day), page_size=page_size,
+                                  max_passes=max_passes)
+        except AuthError:
+            stop.set()
+            raise
+        except EsmsError as exc:
+            logger.error("sms_type=%d date=%s failed: %s", sms_type, day, exc)
+            return WindowReport(sms_type, day, "failed", detail=str(exc))
+        if not result.complete:
+            return WindowReport(
+                sms_type, day, "incomplete", rows=result.frame.height,
+                count_total=result.count_total, requests=result.requests,
+                detail=f"CountTotal {result.count_total} but {result.frame.height} unique rows "
+                f"after {result.passes} passes; the old partition is kept",
+            )
+        fetched_at = datetime.now(VN_TZ)
+        settled = moment >= settled_at(day, settle_days)
+        write_partition(lake, sms_type, day, result.frame, fetched_at=fetched_at)
+        manifest.record(WindowEntry(sms_type, day, fetched_at, result.frame.height,
+                                    result.count_total, result.requests, settled))
+        return WindowReport(sms_type, day, "fetched", rows=result.frame.height,
+                            count_total=result.count_total, requests=result.requests,
+                            settled=settled, detail=reason)
+
+    with bar, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-sync") as pool:
+        futures: list[Future[WindowReport]] = [pool.submit(one, *job) for job in todo]
+        pending = set(futures)
+        rows = 0
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.exception() is not None:
+                    stop.set()
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()  # type: ignore[misc]
+                window = future.result()
+                results.append(window)
+                rows += window.rows if window.status == "fetched" else 0
+                bar.update()
+                bar.set_postfix(rows=f"{rows:,}", requests=client.requests_made)
+    return results
