@@ -293,5 +293,5 @@ def _run(
                 results.append(window)
                 rows += window.rows if window.status == "fetched" else 0
                 bar.update()
-                bar.set_postfix(rows=f"{rows:,}", requests=client.requests_made)
+                bar.set_postfix(rows=f"{rows:,}", requests=client.requests_made, refresh=False)
     return results

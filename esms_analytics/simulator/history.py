@@ -56,16 +56,16 @@ SMS_SEGMENT_PRICES = {
 OTT_PRICES = {23: 300.0, 24: 440.0, 25: 300.0, 26: 100.0}
 OTT_SUCCESS_FACTOR = {23: 0.93, 24: 0.95, 25: 0.90, 26: 0.97}
 
-CAMPAIGNS: dict[int, list[str | None]] = {
+CAMPAIGNS: dict[int, list[str]] = {
     1: ["Khuyến mãi Tết 2026", "Black Friday siêu sale", "Tri ân khách hàng tháng 11",
         "Flash sale cuối tuần", "Ra mắt bộ sưu tập mới", "Giảm 50% toàn bộ cửa hàng",
-        "Chiến dịch 02/10/2023", "Mừng sinh nhật 10 năm", "Săn deal 11.11", ""],
+        "Chiến dịch 02/10/2023", "Mừng sinh nhật 10 năm", "Săn deal 11.11"],
     2: ["OTP đăng nhập", "Xác nhận đơn hàng", "Nhắc lịch hẹn", "Thông báo giao hàng",
-        "Cảnh báo bảo mật", "Nhắc thanh toán hóa đơn", "Chăm sóc sau bán hàng", None, ""],
-    8: ["Thông báo đầu số cố định", "Nhắc nợ cước", None],
-    23: ["Viber - Ưu đãi thành viên", "Viber - Xác nhận đặt chỗ", ""],
+        "Cảnh báo bảo mật", "Nhắc thanh toán hóa đơn", "Chăm sóc sau bán hàng"],
+    8: ["Thông báo đầu số cố định", "Nhắc nợ cước"],
+    23: ["Viber - Ưu đãi thành viên", "Viber - Xác nhận đặt chỗ"],
     24: ["ZNS OTP ưu tiên", "ZNS cảnh báo giao dịch"],
-    25: ["ZNS xác nhận đơn hàng", "ZNS đánh giá dịch vụ", "ZNS nhắc lịch hẹn", None],
+    25: ["ZNS xác nhận đơn hàng", "ZNS đánh giá dịch vụ", "ZNS nhắc lịch hẹn"],
     26: ["Zalo OA - Tin tức tuần", "Zalo OA - Khảo sát khách hàng"],
 }
 # Campaigns that deliver noticeably worse (bad lists, spam-filtered wording).
@@ -306,6 +306,12 @@ class History:
         return messages
 
     def _campaign(self, rng: random.Random, sms_type: int) -> str | None:
+        # A few senders leave the campaign empty, or the service sends null.
+        roll = rng.random()
+        if roll < 0.015:
+            return None
+        if roll < 0.03:
+            return ""
         return rng.choice(CAMPAIGNS[sms_type])
 
     def _message(

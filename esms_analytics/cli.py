@@ -1,0 +1,380 @@
+"""The ``esms-analytics`` command: a thin skin over the library.
+
+Each command builds the library object, calls one function, and turns the
+library's errors into one clear line on stderr and an exit code:
+
+====  ==============================================================
+code  meaning
+====  ==============================================================
+0     success
+1     sync finished, but some windows are incomplete or failed
+2     bad arguments or configuration (including missing credentials)
+3     eSMS refused the ApiKey / SecretKey (CodeResult 101)
+4     eSMS or the network failed (after retries), or sent undecodable data
+5     lake problem: not a directory, not writable, corrupt file, or locked
+130   interrupted (Ctrl-C)
+====  ==============================================================
+
+``--debug`` shows the traceback behind an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+import polars as pl
+
+from esms_analytics import __version__
+from esms_analytics.client import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, EsmsClient, to_date
+from esms_analytics.codes import SMS_TYPES
+from esms_analytics.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    DecodeError,
+    EsmsError,
+    IncompleteWindowError,
+    LakeError,
+    TransportError,
+)
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_SERVICE = 4
+EXIT_LAKE = 5
+EXIT_INTERRUPTED = 130
+
+REPORT_KINDS = ("delivery", "cost", "trend", "carriers", "hotspots", "html")
+TYPES_HELP = ", ".join(f"{code} {label}" for code, label in SMS_TYPES.items())
+
+logger = logging.getLogger("esms_analytics")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2, like every other error."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _day(text: str) -> date:
+    try:
+        return to_date(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sms_type(text: str) -> int:
+    try:
+        code = int(text)
+    except ValueError:
+        code = -1
+    if code not in SMS_TYPES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an eSMS SmsType; use one of "
+                                         f"{TYPES_HELP}")
+    return code
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _not_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command (the README's CLI reference is its --help)."""
+    parser = _Parser(
+        prog="esms-analytics",
+        description="Fetch, store and report eSMS (esms.vn) message history. Credentials come "
+        f"from {ENV_API_KEY} and {ENV_SECRET_KEY}; the service URL from --base-url or "
+        f"{ENV_BASE_URL}.",
+        epilog="Exit codes: 0 ok; 1 sync incomplete; 2 bad arguments or configuration; "
+        "3 credentials refused; 4 service or network failure; 5 lake problem; 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log everything, show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
+
+    def with_range(command: argparse.ArgumentParser, *, required: bool) -> None:
+        command.add_argument("--from", dest="start", type=_day, required=required,
+                             metavar="YYYY-MM-DD", help="first creation day (Vietnam time)")
+        command.add_argument("--to", dest="end", type=_day, required=required,
+                             metavar="YYYY-MM-DD", help="last creation day, inclusive")
+        command.add_argument("--sms-type", dest="sms_types", type=_sms_type, action="append",
+                             metavar="N", help=f"message type, repeatable; default every type "
+                             f"({TYPES_HELP})")
+
+    sync = commands.add_parser("sync", help="bring a Parquet lake up to date",
+                               description="Fetch what the lake lacks or what has not settled "
+                               "yet, one window per (type, day), into Hive partitions.")
+    sync.add_argument("--lake", type=Path, required=True, help="lake directory (created if new)")
+    with_range(sync, required=True)
+    sync.add_argument("--base-url", help=f"service URL (default ${ENV_BASE_URL} or eSMS)")
+    sync.add_argument("--workers", type=_positive, default=4, help="windows in parallel "
+                      "(default 4)")
+    sync.add_argument("--settle-days", type=_not_negative, default=3,
+                      help="days after a day ends before it counts as final (default 3)")
+    sync.add_argument("--rate-limit", type=float, default=10.0,
+                      help="requests per second at most (default 10)")
+    sync.add_argument("--refresh", action="store_true", help="fetch settled windows again "
+                      "(repairs a corrupt partition)")
+    sync.add_argument("--quiet", action="store_true", help="no progress bar (for cron)")
+
+    fetch = commands.add_parser("fetch", help="fetch a range into one file, no lake",
+                                description="Fetch every message of the days into one "
+                                ".parquet, .csv or .json file.")
+    with_range(fetch, required=True)
+    fetch.add_argument("--output", type=Path, required=True, help="FILE.parquet|.csv|.json")
+    fetch.add_argument("--base-url", help=f"service URL (default ${ENV_BASE_URL} or eSMS)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    lake = commands.add_parser("lake", help="inspect a lake")
+    lake_commands = lake.add_subparsers(dest="lake_command", required=True, metavar="ACTION",
+                                        parser_class=_Parser)
+    info = lake_commands.add_parser("info", help="days, rows, freshness, unsettled and missing "
+                                    "days")
+    info.add_argument("--lake", type=Path, required=True)
+
+    report = commands.add_parser(
+        "report", help="delivery, cost, trend, carrier and hotspot reports",
+        description="Compute a report over the lake. csv and json carry exactly the report's "
+        "columns; table is for people. 'html' writes every report with plots to --output.")
+    report.add_argument("kind", choices=REPORT_KINDS)
+    report.add_argument("--lake", type=Path, required=True)
+    with_range(report, required=False)
+    report.add_argument("--campaign", dest="campaigns", action="append", metavar="NAME",
+                        help="only this campaign, repeatable")
+    report.add_argument("--by", action="append", metavar="DIM",
+                        help="cost: campaign, sms_type, carrier, date or month (repeatable or "
+                        "comma-separated); trend: carrier, sms_type or campaign")
+    report.add_argument("--every", choices=("1d", "1w", "1mo"), default="1d",
+                        help="trend period (default 1d)")
+    report.add_argument("--min-messages", type=_positive, default=100,
+                        help="hotspots: smallest campaign x carrier volume (default 100)")
+    report.add_argument("--totals", action="store_true", help="cost: append a total row")
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also save the plot")
+    report.add_argument("--output", type=Path, metavar="FILE.html",
+                        help="html: where to write the page (default <lake>/../reports/"
+                        "report.html)")
+
+    simulate = commands.add_parser(
+        "simulate", help="run the eSMS simulator on loopback",
+        description="Serve GetSmsSentData_V2 from a seeded history until Ctrl-C.")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8765)
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--days", type=_not_negative, default=90, help="days of history")
+    simulate.add_argument("--daily-volume", type=_not_negative, default=300,
+                          help="average rows a day over all types")
+    simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    simulate.add_argument("--fault", action="append", default=[], metavar="KIND=P",
+                          help="fail requests with probability P; KIND is one of http500, "
+                          "http503, http429, slow, drop, truncate, malformed, code99, code160 "
+                          "or code:NNN (repeatable)")
+    simulate.add_argument("--arrivals", type=_not_negative, default=0,
+                          help="new messages created before each request is answered")
+
+    demo = commands.add_parser("demo", help="the whole job on the embedded simulator",
+                               description="Sync ~90 days of every type from the embedded "
+                               "simulator, print the reports, write plots and an HTML page.")
+    demo.add_argument("--lake", type=Path, default=Path("data/lake"))
+    demo.add_argument("--reports", type=Path, default=Path("data/reports"))
+    demo.add_argument("--days", type=_positive, default=90)
+    demo.add_argument("--daily-volume", type=_positive, default=2500)
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler = {"sync": _sync, "fetch": _fetch, "lake": _lake_info, "report": _report,
+               "simulate": _simulate, "demo": _demo}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except EsmsError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+
+
+def _exit_code(exc: EsmsError) -> int:
+    if isinstance(exc, AuthError):
+        return EXIT_AUTH
+    if isinstance(exc, ApiError | TransportError | DecodeError | IncompleteWindowError):
+        return EXIT_SERVICE
+    if isinstance(exc, LakeError):
+        return EXIT_LAKE
+    return EXIT_USAGE
+
+
+def _client(args: argparse.Namespace, **options: Any) -> EsmsClient:
+    return EsmsClient(base_url=args.base_url, **options)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from esms_analytics.sync import sync
+
+    with _client(args, rate_limit=args.rate_limit or None) as client:
+        report = sync(args.lake, args.start, args.end, sms_types=args.sms_types, client=client,
+                      settle_days=args.settle_days, workers=args.workers, refresh=args.refresh,
+                      progress=not args.quiet)
+    print(report.summary())
+    return EXIT_OK if report.complete else EXIT_INCOMPLETE
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from esms_analytics.client import sms_type_list
+    from esms_analytics.windows import fetch_days
+
+    suffix = args.output.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".json"):
+        raise ConfigError(f"--output {args.output} must end in .parquet, .csv or .json")
+    with _client(args) as client:
+        frame = fetch_days(client, args.start, args.end, sms_types=sms_type_list(args.sms_types),
+                           progress=not args.quiet)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        frame.write_parquet(args.output)
+    elif suffix == ".csv":
+        frame.write_csv(args.output)
+    else:
+        frame.write_json(args.output)
+    print(f"{frame.height:,} rows written to {args.output}")
+    return EXIT_OK
+
+
+def _lake_info(args: argparse.Namespace) -> int:
+    from esms_analytics.lake import lake_info
+
+    print(lake_info(args.lake).summary())
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from esms_analytics.bundle import KINDS, write_bundle
+    from esms_analytics.lake import read_lake
+
+    frame = read_lake(args.lake, start=args.start, end=args.end, sms_types=args.sms_types)
+    if args.kind == "html":
+        output = args.output or args.lake.resolve().parent / "reports" / "report.html"
+        bundle = write_bundle(frame, output.parent, title="eSMS delivery and cost report")
+        assert bundle.html is not None
+        if bundle.html != output:
+            bundle.html.replace(output)
+        print(f"report written to {output} (plots beside it)")
+        return EXIT_OK
+    kind = KINDS[args.kind]
+    filters = {"campaigns": args.campaigns}
+    by = [part for value in (args.by or []) for part in value.split(",") if part]
+    if args.kind == "cost":
+        table = kind.compute(frame, by=by or "campaign", totals=args.totals, **filters)
+    elif args.kind == "trend":
+        if len(by) > 1:
+            raise ConfigError("trend takes one --by dimension: carrier, sms_type or campaign")
+        table = kind.compute(frame, every=args.every, by=by[0] if by else None, **filters)
+    elif args.kind == "hotspots":
+        table = kind.compute(frame, min_messages=args.min_messages, **filters)
+    else:
+        if by:
+            raise ConfigError(f"--by does not apply to the {args.kind} report")
+        table = kind.compute(frame, **filters)
+    _write_table(table, args.format, sys.stdout)
+    if table.height == 0:
+        print("no rows match this selection (is the lake empty, or the filter too narrow?)",
+              file=sys.stderr)
+    if args.plot is not None:
+        from esms_analytics.plots import figure_png
+
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        args.plot.write_bytes(figure_png(kind.plot(table)))
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write_table(table: pl.DataFrame, form: str, stream: TextIO) -> None:
+    if form == "csv":
+        stream.write(table.write_csv())
+    elif form == "json":
+        stream.write(table.write_json() + "\n")
+    else:
+        stream.write(format_table(table) + "\n")
+
+
+def format_table(table: pl.DataFrame, *, rows: int = 40) -> str:
+    """A table for people: every column, rates as percentages, long names kept."""
+    shown = table.with_columns(
+        pl.col(name).mul(100).round(1).alias(f"{name} %")
+        for name in table.columns
+        if name.startswith(("delivery_rate", "pending_share", "share", "volume_share",
+                            "campaign_delivery_rate"))
+    ).drop(
+        name for name in table.columns
+        if name.startswith(("delivery_rate", "pending_share", "share", "volume_share",
+                            "campaign_delivery_rate"))
+    )
+    with pl.Config(tbl_rows=rows, tbl_cols=-1, tbl_width_chars=250, fmt_str_lengths=40,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   thousands_separator=",", float_precision=1):
+        return str(shown)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from esms_analytics.simulator import Faults, Simulator
+
+    faults = Faults(latency=args.latency, arrivals_per_request=args.arrivals)
+    for spec in args.fault:
+        kind, _, probability = spec.partition("=")
+        try:
+            faults.set_rate(kind, float(probability or "1"))
+        except ValueError as exc:
+            raise ConfigError(f"--fault {spec}: {exc}") from None
+    try:
+        simulator = Simulator(host=args.host, port=args.port, seed=args.seed, days=args.days,
+                              daily_volume=args.daily_volume, faults=faults)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}; "
+                          "choose another --port") from None
+    print(f"eSMS simulator serving {simulator.base_url}\n"
+          f"  export {ENV_BASE_URL}={simulator.base_url}\n"
+          f"  export {ENV_API_KEY}={simulator.api_key} {ENV_SECRET_KEY}={simulator.secret_key}\n"
+          "Ctrl-C stops it.", flush=True)
+    simulator.serve_forever()
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from esms_analytics.demo import run_demo
+
+    return run_demo(lake=args.lake, reports_dir=args.reports, days=args.days,
+                    daily_volume=args.daily_volume, progress=not args.quiet)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,422 @@
+"""Reports: delivery by campaign, cost breakdowns, trends, carriers, failure hotspots.
+
+Every function takes the lake's LazyFrame (:func:`~esms_analytics.read_lake`)
+or any frame with the canonical schema, stays lazy until the end (so a year
+of data reads only the columns and partitions it needs) and returns a
+``polars.DataFrame`` whose columns are declared in a module constant.
+
+Definitions used throughout:
+
+- **delivered** rows have ``send_result == 1``, **failed** ``send_result == 0``
+  (rejected messages included), **pending** everything else (no final report yet).
+- **delivery_rate** = delivered / (delivered + failed). Pending rows are left
+  out, so early numbers are not dragged down; the rate is null when no row
+  is final yet, never 0 or NaN. ``delivery_rate_low``/``_high`` is the 95%
+  Wilson score interval, honest for small campaigns.
+- **provisional** is true while any row may still change (``is_final`` false).
+- Costs are ``sell_price`` as eSMS reports it, in VND: what the data says
+  about billing failed messages is what the reports show.
+- The **day** of a row is its partition ``date`` (Vietnam creation day) when
+  present, else the Vietnam date of ``sent_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Final, Literal
+
+import polars as pl
+
+NO_CAMPAIGN: Final = "(no campaign)"
+TOTAL_LABEL: Final = "(total)"
+Z_95: Final = 1.959963984540054
+
+CostDimension = Literal["campaign", "sms_type", "carrier", "date", "month"]
+COST_DIMENSIONS: Final[tuple[str, ...]] = ("campaign", "sms_type", "carrier", "date", "month")
+TrendEvery = Literal["1d", "1w", "1mo"]
+
+DELIVERY_SCHEMA: Final = pl.Schema(
+    {
+        "campaign": pl.String,
+        "messages": pl.Int64,
+        "delivered": pl.Int64,
+        "failed": pl.Int64,
+        "pending": pl.Int64,
+        "delivery_rate": pl.Float64,
+        "delivery_rate_low": pl.Float64,
+        "delivery_rate_high": pl.Float64,
+        "pending_share": pl.Float64,
+        "first_sent": pl.Datetime("us", "Asia/Ho_Chi_Minh"),
+        "last_sent": pl.Datetime("us", "Asia/Ho_Chi_Minh"),
+        "provisional": pl.Boolean,
+    }
+)
+COST_MEASURES: Final = pl.Schema(
+    {
+        "messages": pl.Int64,
+        "delivered": pl.Int64,
+        "segments": pl.Int64,
+        "cost_vnd": pl.Float64,
+        "cost_delivered_vnd": pl.Float64,
+        "cost_failed_vnd": pl.Float64,
+        "cost_per_delivered_vnd": pl.Float64,
+        "share": pl.Float64,
+    }
+)
+TREND_MEASURES: Final = pl.Schema(
+    {
+        "messages": pl.Int64,
+        "delivered": pl.Int64,
+        "failed": pl.Int64,
+        "pending": pl.Int64,
+        "delivery_rate": pl.Float64,
+        "cost_vnd": pl.Float64,
+    }
+)
+CARRIER_SCHEMA: Final = pl.Schema(
+    {
+        "carrier": pl.String,
+        "sms_type": pl.String,
+        "messages": pl.Int64,
+        "delivered": pl.Int64,
+        "failed": pl.Int64,
+        "pending": pl.Int64,
+        "delivery_rate": pl.Float64,
+        "delivery_rate_low": pl.Float64,
+        "delivery_rate_high": pl.Float64,
+        "cost_vnd": pl.Float64,
+        "cost_per_delivered_vnd": pl.Float64,
+        "volume_share": pl.Float64,
+    }
+)
+HOTSPOT_SCHEMA: Final = pl.Schema(
+    {
+        "campaign": pl.String,
+        "carrier": pl.String,
+        "messages": pl.Int64,
+        "delivered": pl.Int64,
+        "failed": pl.Int64,
+        "delivery_rate": pl.Float64,
+        "delivery_rate_low": pl.Float64,
+        "delivery_rate_high": pl.Float64,
+        "campaign_delivery_rate": pl.Float64,
+        "cost_failed_vnd": pl.Float64,
+    }
+)
+
+AnyFrame = pl.LazyFrame | pl.DataFrame
+
+
+def _filtered(
+    frame: AnyFrame,
+    start: date | None,
+    end: date | None,
+    sms_types: Sequence[int] | None,
+    campaigns: Sequence[str] | None,
+) -> pl.LazyFrame:
+    lazy = frame.lazy()
+    day = _day()
+    if "date" not in lazy.collect_schema().names():
+        lazy = lazy.with_columns(date=pl.col("sent_at").dt.date())
+    if start is not None:
+        lazy = lazy.filter(day >= start)
+    if end is not None:
+        lazy = lazy.filter(day <= end)
+    if sms_types is not None:
+        lazy = lazy.filter(pl.col("sms_type").is_in(list(sms_types)))
+    if campaigns is not None:
+        lazy = lazy.filter(_campaign().is_in(list(campaigns)))
+    return lazy
+
+
+def _day() -> pl.Expr:
+    return pl.col("date")
+
+
+def _campaign() -> pl.Expr:
+    # Null and empty names are the same thing to a reader: no campaign given.
+    name = pl.col("campaign").str.strip_chars()
+    return pl.when(name.is_null() | (name == "")).then(pl.lit(NO_CAMPAIGN)).otherwise(name)
+
+
+def _outcomes() -> list[pl.Expr]:
+    result = pl.col("send_result")
+    return [
+        pl.len().cast(pl.Int64).alias("messages"),
+        (result == 1).sum().cast(pl.Int64).alias("delivered"),
+        (result == 0).sum().cast(pl.Int64).alias("failed"),
+        (~result.is_in([0, 1]) | result.is_null()).sum().cast(pl.Int64).alias("pending"),
+    ]
+
+
+def _rate() -> pl.Expr:
+    final = pl.col("delivered") + pl.col("failed")
+    return pl.when(final > 0).then(pl.col("delivered") / final).otherwise(None)
+
+
+def wilson_bounds(z: float = Z_95) -> tuple[pl.Expr, pl.Expr]:
+    """The Wilson score interval of delivered / (delivered + failed), null when n is 0.
+
+    >>> frame = pl.DataFrame({"delivered": [9, 0, 0], "failed": [1, 0, 3]})
+    >>> low, high = wilson_bounds()
+    >>> frame.select(low.round(4).alias("low"), high.round(4).alias("high")).rows()
+    [(0.5958, 0.9821), (None, None), (0.0, 0.5615)]
+    """
+    n = (pl.col("delivered") + pl.col("failed")).cast(pl.Float64)
+    p = pl.col("delivered") / n
+    center = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)).sqrt()) / (1 + z * z / n)
+    valid = n > 0
+    return (
+        pl.when(valid).then((center - half).clip(0.0, 1.0)).otherwise(None),
+        pl.when(valid).then((center + half).clip(0.0, 1.0)).otherwise(None),
+    )
+
+
+def delivery_by_campaign(
+    frame: AnyFrame,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    sms_types: Sequence[int] | None = None,
+    campaigns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Delivery per campaign, largest first; columns as :data:`DELIVERY_SCHEMA`.
+
+    Examples
+    --------
+    >>> from esms_analytics import decode_rows
+    >>> rows = [dict(SmsId=1, ReferenceId=f"r{i}", Campaign=name, Content="Xin chao",
+    ...              Phone="0901888484", SellPrice=800, SendStatus=status, SendResult=result,
+    ...              SentTime=f"/Date({1705484048995 + i * 60_000}+0700)/", SmsType=2)
+    ...         for i, (name, status, result) in enumerate(
+    ...             [("Tết", 5, 1), ("Tết", 5, 1), ("Tết", 5, 0), ("Tết", 7, 2), (None, 5, 1)])]
+    >>> report = delivery_by_campaign(decode_rows(rows))
+    >>> report.select("campaign", "messages", "delivered", "failed", "pending",
+    ...               pl.col("delivery_rate").round(3), "provisional").rows()
+    [('Tết', 4, 2, 1, 1, 0.667, True), ('(no campaign)', 1, 1, 0, 0, 1.0, False)]
+    """
+    low, high = wilson_bounds()
+    lazy = (
+        _filtered(frame, start, end, sms_types, campaigns)
+        .group_by(_campaign().alias("campaign"))
+        .agg(
+            *_outcomes(),
+            pl.col("sent_at").min().alias("first_sent"),
+            pl.col("sent_at").max().alias("last_sent"),
+            (~pl.col("is_final")).any().alias("provisional"),
+        )
+        .with_columns(delivery_rate=_rate(), delivery_rate_low=low, delivery_rate_high=high,
+                      pending_share=pl.col("pending") / pl.col("messages"))
+        .sort(["messages", "campaign"], descending=[True, False])
+    )
+    return lazy.select(list(DELIVERY_SCHEMA)).cast(dict(DELIVERY_SCHEMA)).collect()  # type: ignore[arg-type]
+
+
+def _dimension(name: str) -> pl.Expr:
+    if name == "campaign":
+        return _campaign().alias("campaign")
+    if name == "sms_type":
+        return pl.col("sms_type_label").cast(pl.String).alias("sms_type")
+    if name == "carrier":
+        return pl.col("carrier").cast(pl.String).alias("carrier")
+    if name == "date":
+        return _day().alias("date")
+    if name == "month":
+        return _day().dt.truncate("1mo").alias("month")
+    from esms_analytics.errors import ConfigError
+
+    raise ConfigError(f"cannot break costs down by {name!r}; use {', '.join(COST_DIMENSIONS)}")
+
+
+def cost_breakdown(
+    frame: AnyFrame,
+    by: CostDimension | Sequence[CostDimension] = "campaign",
+    *,
+    totals: bool = False,
+    start: date | None = None,
+    end: date | None = None,
+    sms_types: Sequence[int] | None = None,
+    campaigns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Spend by one or several dimensions, most expensive first.
+
+    Columns: the ``by`` dimensions, then :data:`COST_MEASURES`. ``cost_failed_vnd``
+    is spend on messages that never arrived; ``cost_per_delivered_vnd`` is all
+    spend over delivered messages (null when none was delivered); ``share`` is
+    the part of the total cost. ``totals=True`` appends a ``(total)`` row (the
+    dimensions then become strings).
+
+    Examples
+    --------
+    >>> from esms_analytics import decode_rows
+    >>> rows = [dict(SmsId=1, ReferenceId=f"r{i}", Campaign="Tết", Content="Xin chao",
+    ...              Phone=phone, SellPrice=price, SendStatus=5, SendResult=result,
+    ...              SentTime="/Date(1705484048995+0700)/", SmsType=2)
+    ...         for i, (phone, price, result) in enumerate(
+    ...             [("0961234567", 750, 1), ("0961234568", 750, 0), ("0901234567", 720, 1)])]
+    >>> cost_breakdown(decode_rows(rows), by="carrier", totals=True).select(
+    ...     "carrier", "messages", "cost_vnd", "cost_failed_vnd", "cost_per_delivered_vnd",
+    ...     pl.col("share").round(3)).rows()
+    [('viettel', 2, 1500.0, 750.0, 1500.0, 0.676), ('mobifone', 1, 720.0, 0.0, 720.0, 0.324), ('(total)', 3, 2220.0, 750.0, 1110.0, 1.0)]
+    """
+    dimensions = [by] if isinstance(by, str) else list(by)
+    if not dimensions:
+        from esms_analytics.errors import ConfigError
+
+        raise ConfigError("cost_breakdown needs at least one dimension in by=")
+    keys = [_dimension(name) for name in dimensions]
+    price = pl.col("sell_price").fill_null(0.0)
+    measures = [
+        pl.len().cast(pl.Int64).alias("messages"),
+        (pl.col("send_result") == 1).sum().cast(pl.Int64).alias("delivered"),
+        pl.col("segments").cast(pl.Int64).sum().alias("segments"),
+        price.sum().alias("cost_vnd"),
+        price.filter(pl.col("send_result") == 1).sum().alias("cost_delivered_vnd"),
+        price.filter(pl.col("send_result") == 0).sum().alias("cost_failed_vnd"),
+    ]
+    lazy = _filtered(frame, start, end, sms_types, campaigns)
+    grouped = lazy.group_by(keys).agg(measures)
+    if totals:
+        grouped = pl.concat(
+            [
+                grouped.with_columns(pl.col(dimensions).cast(pl.String)),
+                lazy.select(measures).with_columns(
+                    pl.lit(TOTAL_LABEL).alias(dimensions[0]),
+                    *(pl.lit(None, pl.String).alias(name) for name in dimensions[1:]),
+                ),
+            ],
+            how="diagonal",
+        )
+    is_total = (pl.col(dimensions[0]) == TOTAL_LABEL) if totals else pl.lit(False)
+    whole = pl.col("cost_vnd").filter(~is_total).sum()
+    result = grouped.with_columns(
+        cost_per_delivered_vnd=pl.when(pl.col("delivered") > 0)
+        .then(pl.col("cost_vnd") / pl.col("delivered"))
+        .otherwise(None),
+        share=pl.when(whole > 0).then(pl.col("cost_vnd") / whole).otherwise(None),
+    )
+    order = [
+        is_total,
+        pl.col("cost_vnd"),
+        *(pl.col(name) for name in dimensions),
+    ]
+    ordered = result.sort(order, descending=[False, True, *([False] * len(dimensions))],
+                          nulls_last=True)
+    return ordered.select(*dimensions, *COST_MEASURES).cast(dict(COST_MEASURES)).collect()  # type: ignore[arg-type]
+
+
+def delivery_trend(
+    frame: AnyFrame,
+    every: TrendEvery = "1d",
+    by: Literal["carrier", "sms_type", "campaign"] | None = None,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    sms_types: Sequence[int] | None = None,
+    campaigns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Volume and delivery rate per day, ISO week (from Monday) or month.
+
+    Columns: ``period`` (the first day of the period), the ``by`` dimension
+    when given, then :data:`TREND_MEASURES`.
+
+    >>> from esms_analytics import decode_rows
+    >>> rows = [dict(SmsId=1, ReferenceId=f"r{i}", Campaign="A", Content="x", Phone="0961234567",
+    ...              SellPrice=750, SendStatus=5, SendResult=i % 2, SmsType=2,
+    ...              SentTime=f"/Date({1705484048995 + i * 86_400_000}+0700)/") for i in range(3)]
+    >>> delivery_trend(decode_rows(rows), every="1d").select("period", "messages", "delivered").rows()
+    [(datetime.date(2024, 1, 17), 1, 0), (datetime.date(2024, 1, 18), 1, 1), (datetime.date(2024, 1, 19), 1, 0)]
+    """
+    if every not in ("1d", "1w", "1mo"):
+        from esms_analytics.errors import ConfigError
+
+        raise ConfigError(f"every must be '1d', '1w' or '1mo', got {every!r}")
+    keys = [_day().dt.truncate(every).alias("period")]
+    if by is not None:
+        keys.append(_dimension(by))
+    lazy = (
+        _filtered(frame, start, end, sms_types, campaigns)
+        .group_by(keys)
+        .agg(*_outcomes(), pl.col("sell_price").fill_null(0.0).sum().alias("cost_vnd"))
+        .with_columns(delivery_rate=_rate())
+        .sort(["period", *([by] if by else [])])
+    )
+    columns = ["period", *([by] if by else []), *TREND_MEASURES]
+    return lazy.select(columns).cast(dict(TREND_MEASURES)).collect()  # type: ignore[arg-type]
+
+
+def carrier_performance(
+    frame: AnyFrame,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    sms_types: Sequence[int] | None = None,
+    campaigns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Delivery rate, volume and cost per carrier and message type.
+
+    The carrier is estimated from the number's prefix: it is the carrier that
+    first issued the number, so ported numbers count under their old carrier.
+    ``volume_share`` is the carrier's part of its message type's volume.
+    Columns as :data:`CARRIER_SCHEMA`.
+    """
+    low, high = wilson_bounds()
+    lazy = (
+        _filtered(frame, start, end, sms_types, campaigns)
+        .group_by(_dimension("carrier"), _dimension("sms_type"))
+        .agg(*_outcomes(), pl.col("sell_price").fill_null(0.0).sum().alias("cost_vnd"))
+        .with_columns(
+            delivery_rate=_rate(),
+            delivery_rate_low=low,
+            delivery_rate_high=high,
+            cost_per_delivered_vnd=pl.when(pl.col("delivered") > 0)
+            .then(pl.col("cost_vnd") / pl.col("delivered"))
+            .otherwise(None),
+            volume_share=pl.col("messages") / pl.col("messages").sum().over("sms_type"),
+        )
+        .sort(["sms_type", "messages", "carrier"], descending=[False, True, False])
+    )
+    return lazy.select(list(CARRIER_SCHEMA)).cast(dict(CARRIER_SCHEMA)).collect()  # type: ignore[arg-type]
+
+
+def failure_hotspots(
+    frame: AnyFrame,
+    *,
+    min_messages: int = 100,
+    top: int | None = 20,
+    start: date | None = None,
+    end: date | None = None,
+    sms_types: Sequence[int] | None = None,
+    campaigns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Campaign x carrier pairs with the worst delivery rates, among those with volume.
+
+    Pairs with fewer than ``min_messages`` messages, or no final row, are left
+    out; the rest are ordered by ``delivery_rate`` (worst first), then by
+    failed messages. ``campaign_delivery_rate`` is the campaign's rate over
+    every carrier, for comparison. Columns as :data:`HOTSPOT_SCHEMA`.
+    """
+    low, high = wilson_bounds()
+    lazy = _filtered(frame, start, end, sms_types, campaigns)
+    price = pl.col("sell_price").fill_null(0.0)
+    pairs = (
+        lazy.group_by(_dimension("campaign"), _dimension("carrier"))
+        .agg(*_outcomes(), price.filter(pl.col("send_result") == 0).sum().alias("cost_failed_vnd"))
+        .with_columns(
+            campaign_delivery_rate=(
+                pl.col("delivered").sum().over("campaign")
+                / (pl.col("delivered") + pl.col("failed")).sum().over("campaign")
+            ),
+            delivery_rate=_rate(),
+            delivery_rate_low=low,
+            delivery_rate_high=high,
+        )
+        .filter((pl.col("messages") >= min_messages) & pl.col("delivery_rate").is_not_null())
+        .sort(["delivery_rate", "failed", "campaign", "carrier"],
+              descending=[False, True, False, False])
+    )
+    if top is not None:
+        pairs = pairs.head(top)
+    return pairs.select(list(HOTSPOT_SCHEMA)).cast(dict(HOTSPOT_SCHEMA)).collect()  # type: ignore[arg-type]
