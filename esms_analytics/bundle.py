@@ -29,34 +29,44 @@ KINDS: dict[str, ReportKind] = {
     kind.name: kind
     for kind in (
         ReportKind(
-            "delivery", "Delivery by campaign",
+            "delivery",
+            "Delivery by campaign",
             "delivery_rate = delivered / (delivered + failed); pending messages are left out. "
             "Provisional campaigns still have messages waiting for a carrier report (up to ~3 "
             "days), so their numbers can still move.",
-            reports.delivery_by_campaign, plots.plot_delivery_by_campaign,
+            reports.delivery_by_campaign,
+            plots.plot_delivery_by_campaign,
         ),
         ReportKind(
-            "cost", "Cost by campaign",
+            "cost",
+            "Cost by campaign",
             "Spend in VND as eSMS reports it (sell_price), split into delivered, failed and "
             "not-yet-final messages; cost per delivered message counts all spend.",
-            reports.cost_breakdown, plots.plot_cost_breakdown,
+            reports.cost_breakdown,
+            plots.plot_cost_breakdown,
         ),
         ReportKind(
-            "trend", "Weekly delivery trend",
+            "trend",
+            "Weekly delivery trend",
             "Volume and delivery rate per ISO week of creation (Vietnam time).",
-            reports.delivery_trend, plots.plot_delivery_trend,
+            reports.delivery_trend,
+            plots.plot_delivery_trend,
         ),
         ReportKind(
-            "carriers", "Carrier performance",
+            "carriers",
+            "Carrier performance",
             "Carrier is estimated from the number's prefix: the carrier that first issued it "
             "(ported numbers count under their old carrier).",
-            reports.carrier_performance, plots.plot_carrier_performance,
+            reports.carrier_performance,
+            plots.plot_carrier_performance,
         ),
         ReportKind(
-            "hotspots", "Failure hotspots",
+            "hotspots",
+            "Failure hotspots",
             "Campaign x carrier pairs with at least 100 messages and the worst delivery rates; "
             "the black mark is the campaign's rate over all carriers.",
-            reports.failure_hotspots, plots.plot_failure_hotspots,
+            reports.failure_hotspots,
+            plots.plot_failure_hotspots,
         ),
     )
 }

@@ -61,7 +61,7 @@ logger = logging.getLogger("esms_analytics")
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2, like every other error."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 
 
@@ -78,8 +78,9 @@ def _sms_type(text: str) -> int:
     except ValueError:
         code = -1
     if code not in SMS_TYPES:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an eSMS SmsType; use one of "
-                                         f"{TYPES_HELP}")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an eSMS SmsType; use one of {TYPES_HELP}"
+        )
     return code
 
 
@@ -107,92 +108,160 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="log everything, show tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     def with_range(command: argparse.ArgumentParser, *, required: bool) -> None:
-        command.add_argument("--from", dest="start", type=_day, required=required,
-                             metavar="YYYY-MM-DD", help="first creation day (Vietnam time)")
-        command.add_argument("--to", dest="end", type=_day, required=required,
-                             metavar="YYYY-MM-DD", help="last creation day, inclusive")
-        command.add_argument("--sms-type", dest="sms_types", type=_sms_type, action="append",
-                             metavar="N", help=f"message type, repeatable; default every type "
-                             f"({TYPES_HELP})")
+        command.add_argument(
+            "--from",
+            dest="start",
+            type=_day,
+            required=required,
+            metavar="YYYY-MM-DD",
+            help="first creation day (Vietnam time)",
+        )
+        command.add_argument(
+            "--to",
+            dest="end",
+            type=_day,
+            required=required,
+            metavar="YYYY-MM-DD",
+            help="last creation day, inclusive",
+        )
+        command.add_argument(
+            "--sms-type",
+            dest="sms_types",
+            type=_sms_type,
+            action="append",
+            metavar="N",
+            help=f"message type, repeatable; default every type ({TYPES_HELP})",
+        )
 
-    sync = commands.add_parser("sync", help="bring a Parquet lake up to date",
-                               description="Fetch what the lake lacks or what has not settled "
-                               "yet, one window per (type, day), into Hive partitions.")
+    sync = commands.add_parser(
+        "sync",
+        help="bring a Parquet lake up to date",
+        description="Fetch what the lake lacks or what has not settled "
+        "yet, one window per (type, day), into Hive partitions.",
+    )
     sync.add_argument("--lake", type=Path, required=True, help="lake directory (created if new)")
     with_range(sync, required=True)
     sync.add_argument("--base-url", help=f"service URL (default ${ENV_BASE_URL} or eSMS)")
-    sync.add_argument("--workers", type=_positive, default=4, help="windows in parallel "
-                      "(default 4)")
-    sync.add_argument("--settle-days", type=_not_negative, default=3,
-                      help="days after a day ends before it counts as final (default 3)")
-    sync.add_argument("--rate-limit", type=float, default=10.0,
-                      help="requests per second at most (default 10)")
-    sync.add_argument("--refresh", action="store_true", help="fetch settled windows again "
-                      "(repairs a corrupt partition)")
+    sync.add_argument(
+        "--workers", type=_positive, default=4, help="windows in parallel (default 4)"
+    )
+    sync.add_argument(
+        "--settle-days",
+        type=_not_negative,
+        default=3,
+        help="days after a day ends before it counts as final (default 3)",
+    )
+    sync.add_argument(
+        "--rate-limit", type=float, default=10.0, help="requests per second at most (default 10)"
+    )
+    sync.add_argument(
+        "--refresh",
+        action="store_true",
+        help="fetch settled windows again (repairs a corrupt partition)",
+    )
     sync.add_argument("--quiet", action="store_true", help="no progress bar (for cron)")
 
-    fetch = commands.add_parser("fetch", help="fetch a range into one file, no lake",
-                                description="Fetch every message of the days into one "
-                                ".parquet, .csv or .json file.")
+    fetch = commands.add_parser(
+        "fetch",
+        help="fetch a range into one file, no lake",
+        description="Fetch every message of the days into one .parquet, .csv or .json file.",
+    )
     with_range(fetch, required=True)
     fetch.add_argument("--output", type=Path, required=True, help="FILE.parquet|.csv|.json")
     fetch.add_argument("--base-url", help=f"service URL (default ${ENV_BASE_URL} or eSMS)")
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
 
     lake = commands.add_parser("lake", help="inspect a lake")
-    lake_commands = lake.add_subparsers(dest="lake_command", required=True, metavar="ACTION",
-                                        parser_class=_Parser)
-    info = lake_commands.add_parser("info", help="days, rows, freshness, unsettled and missing "
-                                    "days")
+    lake_commands = lake.add_subparsers(
+        dest="lake_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    info = lake_commands.add_parser(
+        "info", help="days, rows, freshness, unsettled and missing days"
+    )
     info.add_argument("--lake", type=Path, required=True)
 
     report = commands.add_parser(
-        "report", help="delivery, cost, trend, carrier and hotspot reports",
+        "report",
+        help="delivery, cost, trend, carrier and hotspot reports",
         description="Compute a report over the lake. csv and json carry exactly the report's "
-        "columns; table is for people. 'html' writes every report with plots to --output.")
+        "columns; table is for people. 'html' writes every report with plots to --output.",
+    )
     report.add_argument("kind", choices=REPORT_KINDS)
     report.add_argument("--lake", type=Path, required=True)
     with_range(report, required=False)
-    report.add_argument("--campaign", dest="campaigns", action="append", metavar="NAME",
-                        help="only this campaign, repeatable")
-    report.add_argument("--by", action="append", metavar="DIM",
-                        help="cost: campaign, sms_type, carrier, date or month (repeatable or "
-                        "comma-separated); trend: carrier, sms_type or campaign")
-    report.add_argument("--every", choices=("1d", "1w", "1mo"), default="1d",
-                        help="trend period (default 1d)")
-    report.add_argument("--min-messages", type=_positive, default=100,
-                        help="hotspots: smallest campaign x carrier volume (default 100)")
+    report.add_argument(
+        "--campaign",
+        dest="campaigns",
+        action="append",
+        metavar="NAME",
+        help="only this campaign, repeatable",
+    )
+    report.add_argument(
+        "--by",
+        action="append",
+        metavar="DIM",
+        help="cost: campaign, sms_type, carrier, date or month (repeatable or "
+        "comma-separated); trend: carrier, sms_type or campaign",
+    )
+    report.add_argument(
+        "--every", choices=("1d", "1w", "1mo"), default="1d", help="trend period (default 1d)"
+    )
+    report.add_argument(
+        "--min-messages",
+        type=_positive,
+        default=100,
+        help="hotspots: smallest campaign x carrier volume (default 100)",
+    )
     report.add_argument("--totals", action="store_true", help="cost: append a total row")
     report.add_argument("--format", choices=("table", "csv", "json"), default="table")
     report.add_argument("--plot", type=Path, metavar="FILE.png", help="also save the plot")
-    report.add_argument("--output", type=Path, metavar="FILE.html",
-                        help="html: where to write the page (default <lake>/../reports/"
-                        "report.html)")
+    report.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE.html",
+        help="html: where to write the page (default <lake>/../reports/report.html)",
+    )
 
     simulate = commands.add_parser(
-        "simulate", help="run the eSMS simulator on loopback",
-        description="Serve GetSmsSentData_V2 from a seeded history until Ctrl-C.")
+        "simulate",
+        help="run the eSMS simulator on loopback",
+        description="Serve GetSmsSentData_V2 from a seeded history until Ctrl-C.",
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8765)
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--days", type=_not_negative, default=90, help="days of history")
-    simulate.add_argument("--daily-volume", type=_not_negative, default=300,
-                          help="average rows a day over all types")
+    simulate.add_argument(
+        "--daily-volume", type=_not_negative, default=300, help="average rows a day over all types"
+    )
     simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
-    simulate.add_argument("--fault", action="append", default=[], metavar="KIND=P",
-                          help="fail requests with probability P; KIND is one of http500, "
-                          "http503, http429, slow, drop, truncate, malformed, code99, code160 "
-                          "or code:NNN (repeatable)")
-    simulate.add_argument("--arrivals", type=_not_negative, default=0,
-                          help="new messages created before each request is answered")
+    simulate.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=P",
+        help="fail requests with probability P; KIND is one of http500, "
+        "http503, http429, slow, drop, truncate, malformed, code99, code160 "
+        "or code:NNN (repeatable)",
+    )
+    simulate.add_argument(
+        "--arrivals",
+        type=_not_negative,
+        default=0,
+        help="new messages created before each request is answered",
+    )
 
-    demo = commands.add_parser("demo", help="the whole job on the embedded simulator",
-                               description="Sync ~90 days of every type from the embedded "
-                               "simulator, print the reports, write plots and an HTML page.")
+    demo = commands.add_parser(
+        "demo",
+        help="the whole job on the embedded simulator",
+        description="Sync ~90 days of every type from the embedded "
+        "simulator, print the reports, write plots and an HTML page.",
+    )
     demo.add_argument("--lake", type=Path, default=Path("data/lake"))
     demo.add_argument("--reports", type=Path, default=Path("data/reports"))
     demo.add_argument("--days", type=_positive, default=90)
@@ -210,8 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handler = {"sync": _sync, "fetch": _fetch, "lake": _lake_info, "report": _report,
-               "simulate": _simulate, "demo": _demo}[args.command]
+    handler = {
+        "sync": _sync,
+        "fetch": _fetch,
+        "lake": _lake_info,
+        "report": _report,
+        "simulate": _simulate,
+        "demo": _demo,
+    }[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -242,9 +317,17 @@ def _sync(args: argparse.Namespace) -> int:
     from esms_analytics.sync import sync
 
     with _client(args, rate_limit=args.rate_limit or None) as client:
-        report = sync(args.lake, args.start, args.end, sms_types=args.sms_types, client=client,
-                      settle_days=args.settle_days, workers=args.workers, refresh=args.refresh,
-                      progress=not args.quiet)
+        report = sync(
+            args.lake,
+            args.start,
+            args.end,
+            sms_types=args.sms_types,
+            client=client,
+            settle_days=args.settle_days,
+            workers=args.workers,
+            refresh=args.refresh,
+            progress=not args.quiet,
+        )
     print(report.summary())
     return EXIT_OK if report.complete else EXIT_INCOMPLETE
 
@@ -257,8 +340,13 @@ def _fetch(args: argparse.Namespace) -> int:
     if suffix not in (".parquet", ".csv", ".json"):
         raise ConfigError(f"--output {args.output} must end in .parquet, .csv or .json")
     with _client(args) as client:
-        frame = fetch_days(client, args.start, args.end, sms_types=sms_type_list(args.sms_types),
-                           progress=not args.quiet)
+        frame = fetch_days(
+            client,
+            args.start,
+            args.end,
+            sms_types=sms_type_list(args.sms_types),
+            progress=not args.quiet,
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
         frame.write_parquet(args.output)
@@ -307,8 +395,10 @@ def _report(args: argparse.Namespace) -> int:
         table = kind.compute(frame, **filters)
     _write_table(table, args.format, sys.stdout)
     if table.height == 0:
-        print("no rows match this selection (is the lake empty, or the filter too narrow?)",
-              file=sys.stderr)
+        print(
+            "no rows match this selection (is the lake empty, or the filter too narrow?)",
+            file=sys.stderr,
+        )
     if args.plot is not None:
         from esms_analytics.plots import figure_png
 
@@ -332,16 +422,26 @@ def format_table(table: pl.DataFrame, *, rows: int = 40) -> str:
     shown = table.with_columns(
         pl.col(name).mul(100).round(1).alias(f"{name} %")
         for name in table.columns
-        if name.startswith(("delivery_rate", "pending_share", "share", "volume_share",
-                            "campaign_delivery_rate"))
+        if name.startswith(
+            ("delivery_rate", "pending_share", "share", "volume_share", "campaign_delivery_rate")
+        )
     ).drop(
-        name for name in table.columns
-        if name.startswith(("delivery_rate", "pending_share", "share", "volume_share",
-                            "campaign_delivery_rate"))
+        name
+        for name in table.columns
+        if name.startswith(
+            ("delivery_rate", "pending_share", "share", "volume_share", "campaign_delivery_rate")
+        )
     )
-    with pl.Config(tbl_rows=rows, tbl_cols=-1, tbl_width_chars=250, fmt_str_lengths=40,
-                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
-                   thousands_separator=",", float_precision=1):
+    with pl.Config(
+        tbl_rows=rows,
+        tbl_cols=-1,
+        tbl_width_chars=250,
+        fmt_str_lengths=40,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        thousands_separator=",",
+        float_precision=1,
+    ):
         return str(shown)
 
 
@@ -356,15 +456,25 @@ def _simulate(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(f"--fault {spec}: {exc}") from None
     try:
-        simulator = Simulator(host=args.host, port=args.port, seed=args.seed, days=args.days,
-                              daily_volume=args.daily_volume, faults=faults)
+        simulator = Simulator(
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            days=args.days,
+            daily_volume=args.daily_volume,
+            faults=faults,
+        )
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}; "
-                          "choose another --port") from None
-    print(f"eSMS simulator serving {simulator.base_url}\n"
-          f"  export {ENV_BASE_URL}={simulator.base_url}\n"
-          f"  export {ENV_API_KEY}={simulator.api_key} {ENV_SECRET_KEY}={simulator.secret_key}\n"
-          "Ctrl-C stops it.", flush=True)
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
+        ) from None
+    print(
+        f"eSMS simulator serving {simulator.base_url}\n"
+        f"  export {ENV_BASE_URL}={simulator.base_url}\n"
+        f"  export {ENV_API_KEY}={simulator.api_key} {ENV_SECRET_KEY}={simulator.secret_key}\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
     simulator.serve_forever()
     return EXIT_OK
 
@@ -372,8 +482,13 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from esms_analytics.demo import run_demo
 
-    return run_demo(lake=args.lake, reports_dir=args.reports, days=args.days,
-                    daily_volume=args.daily_volume, progress=not args.quiet)
+    return run_demo(
+        lake=args.lake,
+        reports_dir=args.reports,
+        days=args.days,
+        daily_volume=args.daily_volume,
+        progress=not args.quiet,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

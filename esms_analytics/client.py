@@ -182,8 +182,8 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.retry_after_max)
-        base = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
-        return base * (1 - self.jitter * random.random())
+        base = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
+        return float(base * (1 - self.jitter * random.random()))
 
 
 class RateLimiter:
@@ -275,7 +275,8 @@ class EsmsClient:
                 "or pass api_key= and secret_key= to EsmsClient (find them in the eSMS "
                 "portal under Account > API settings)"
             )
-        assert api_key is not None and secret_key is not None
+        assert api_key is not None
+        assert secret_key is not None
         if timeout <= 0:
             raise ConfigError(f"timeout must be positive seconds, got {timeout}")
         self._api_key = api_key
@@ -489,8 +490,12 @@ class EsmsClient:
         from esms_analytics.windows import fetch_days
 
         return fetch_days(
-            self, to_date(start), to_date(end if end is not None else start),
-            sms_types=[sms_type], page_size=page_size, progress=progress,
+            self,
+            to_date(start),
+            to_date(end if end is not None else start),
+            sms_types=[sms_type],
+            page_size=page_size,
+            progress=progress,
         )
 
 
@@ -542,8 +547,7 @@ def _check_base_url(url: str, allow_insecure_http: bool) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
-            f"base URL {url!r} is not an http(s) URL; use {DEFAULT_BASE_URL} "
-            "or the simulator's URL"
+            f"base URL {url!r} is not an http(s) URL; use {DEFAULT_BASE_URL} or the simulator's URL"
         )
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
         raise ConfigError(

@@ -44,25 +44,25 @@ TIME_ZONE: Final = "Asia/Ho_Chi_Minh"
 #: The canonical table: one row per (message, receiver) as eSMS reports it.
 SCHEMA: Final = pl.Schema(
     {
-        "sms_id": pl.Int64,
-        "reference_id": pl.String,
-        "campaign": pl.String,
-        "content": pl.String,
-        "phone": pl.String,
-        "phone_e164": pl.String,
+        "sms_id": pl.Int64(),
+        "reference_id": pl.String(),
+        "campaign": pl.String(),
+        "content": pl.String(),
+        "phone": pl.String(),
+        "phone_e164": pl.String(),
         "carrier": CARRIER_DTYPE,
-        "sell_price": pl.Float64,
-        "sms_type": pl.Int16,
+        "sell_price": pl.Float64(),
+        "sms_type": pl.Int16(),
         "sms_type_label": SMS_TYPE_LABEL_DTYPE,
-        "send_status": pl.Int8,
+        "send_status": pl.Int8(),
         "send_status_label": SEND_STATUS_LABEL_DTYPE,
-        "send_result": pl.Int8,
+        "send_result": pl.Int8(),
         "send_result_label": SEND_RESULT_LABEL_DTYPE,
-        "is_final": pl.Boolean,
+        "is_final": pl.Boolean(),
         "sent_at": pl.Datetime("us", TIME_ZONE),
         "encoding": ENCODING_DTYPE,
-        "segments": pl.Int16,
-        "length": pl.Int32,
+        "segments": pl.Int16(),
+        "length": pl.Int32(),
     }
 )
 
@@ -210,18 +210,26 @@ def decode_rows(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
     _check_cast(raw, typed, "SellPrice", "sell_price")
     _check_cast(raw, typed, "SmsType", "sms_type")
     _check_cast(raw, typed, "SendStatus", "send_status")
-    _check_cast(raw.with_columns(SendResult=pl.coalesce("SendResult", "SentStatus")), typed,
-                "SendResult", "send_result")
+    _check_cast(
+        raw.with_columns(SendResult=pl.coalesce("SendResult", "SentStatus")),
+        typed,
+        "SendResult",
+        "send_result",
+    )
     _require(typed.rename({"send_result": "SendResult"}), ("SendResult",), raw_key=raw)
     in_range = pl.col("epoch_ms").is_between(_MIN_EPOCH_MS, _MAX_EPOCH_MS)
     bad_time = typed.select(
         ~(in_range.fill_null(False) | pl.col("local_time").is_not_null())
     ).to_series()
     if bad_time.any():
-        _raise_bad(raw, bad_time, "SentTime",
-                   "expected /Date(milliseconds+0700)/ or dd/MM/yyyy HH:mm:ss")
-    for column, table in (("sms_type", SMS_TYPES), ("send_status", SEND_STATUSES),
-                          ("send_result", SEND_RESULTS)):
+        _raise_bad(
+            raw, bad_time, "SentTime", "expected /Date(milliseconds+0700)/ or dd/MM/yyyy HH:mm:ss"
+        )
+    for column, table in (
+        ("sms_type", SMS_TYPES),
+        ("send_status", SEND_STATUSES),
+        ("send_result", SEND_RESULTS),
+    ):
         _warn_unknown(typed[column], column, table)
 
     frame = pl.concat([raw.select("Campaign", "Content", "Phone"), typed], how="horizontal")
@@ -319,11 +327,7 @@ def _text_columns(content: pl.Expr) -> dict[str, pl.Expr]:
     )
     single = pl.when(gsm7).then(GSM7_SINGLE).otherwise(UCS2_SINGLE)
     multi = pl.when(gsm7).then(GSM7_MULTI).otherwise(UCS2_MULTI)
-    segments = (
-        pl.when(units <= single)
-        .then(1)
-        .otherwise((units + multi - 1) // multi)
-    )
+    segments = pl.when(units <= single).then(1).otherwise((units + multi - 1) // multi)
     return {
         "encoding": pl.when(gsm7).then(pl.lit("gsm7")).otherwise(pl.lit("ucs2")),
         "segments": segments,
@@ -347,7 +351,9 @@ def _check_cast(raw: pl.DataFrame, typed: pl.DataFrame, field: str, column: str)
         _raise_bad(raw, failed, field, f"expected a number fitting {typed.schema[column]}")
 
 
-def _require(frame: pl.DataFrame, fields: Sequence[str], raw_key: pl.DataFrame | None = None) -> None:
+def _require(
+    frame: pl.DataFrame, fields: Sequence[str], raw_key: pl.DataFrame | None = None
+) -> None:
     keyed = raw_key if raw_key is not None else frame
     for field in fields:
         missing = frame[field].is_null()
@@ -375,5 +381,7 @@ def _warn_unknown(codes: pl.Series, column: str, table: Mapping[int, str]) -> No
             _warned_codes.add((column, code))
         logger.warning(
             "unknown %s code %s: kept as the raw code and labelled 'unknown'; "
-            "eSMS may have added it", column, code,
+            "eSMS may have added it",
+            column,
+            code,
         )

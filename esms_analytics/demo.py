@@ -23,20 +23,32 @@ from esms_analytics.sync import sync
 
 
 def run_demo(
-    *, lake: Path, reports_dir: Path, days: int = 90, daily_volume: int = 2500,
+    *,
+    lake: Path,
+    reports_dir: Path,
+    days: int = 90,
+    daily_volume: int = 2500,
     progress: bool = True,
 ) -> int:
     """Run the demo; returns the exit code."""
     began = time.monotonic()
-    with Simulator(days=days, daily_volume=daily_volume) as simulator, simulator.client(
-        rate_limit=None
-    ) as client:
+    with (
+        Simulator(days=days, daily_volume=daily_volume) as simulator,
+        simulator.client(rate_limit=None) as client,
+    ):
         today = simulator.today
         start = today - timedelta(days=days - 1)
         print(f"eSMS simulator at {simulator.base_url} (seeded history, real clock)")
         print(f"syncing {start} .. {today}, every message type, into {lake}/")
-        report = sync(lake, start, today, client=client, workers=4, progress=progress,
-                      now=simulator.clock.now())
+        report = sync(
+            lake,
+            start,
+            today,
+            client=client,
+            workers=4,
+            progress=progress,
+            now=simulator.clock.now(),
+        )
     print(report.summary())
     frame = read_lake(lake, start=start, end=today)
     rows = frame.select(pl.len()).collect().item()

@@ -57,8 +57,11 @@ def table_html(frame: pl.DataFrame, *, max_rows: int = 30) -> str:
             css = ' class="text"' if is_text else ""
             cells.append(f"<td{css}>{html.escape(text)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    more = (f"<p class='note'>{frame.height - max_rows:,} more rows not shown.</p>"
-            if frame.height > max_rows else "")
+    more = (
+        f"<p class='note'>{frame.height - max_rows:,} more rows not shown.</p>"
+        if frame.height > max_rows
+        else ""
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
 
@@ -75,8 +78,9 @@ def render(title: str, intro: str, sections: list[Section]) -> str:
         parts.append(f"<p class='note'>{html.escape(section.note)}</p>")
         if section.png is not None:
             encoded = base64.b64encode(section.png).decode("ascii")
-            parts.append(f'<img alt="{html.escape(section.title)}" '
-                         f'src="data:image/png;base64,{encoded}">')
+            parts.append(
+                f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,{encoded}">'
+            )
         parts.append(table_html(section.table))
     parts.append("</body></html>")
     return "\n".join(parts)

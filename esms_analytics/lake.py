@@ -54,9 +54,9 @@ MANIFEST_NAME: Final = "_manifest.json"
 LOCK_NAME: Final = "_sync.lock"
 ROW_GROUP_ROWS: Final = 128 * 1024
 #: Columns that come from the path, not the files.
-PARTITION_SCHEMA: Final = pl.Schema({"sms_type": pl.Int16, "date": pl.Date})
+PARTITION_SCHEMA: Final = pl.Schema({"sms_type": pl.Int16(), "date": pl.Date()})
 #: What :func:`read_lake` returns: the canonical columns, then the partition day.
-LAKE_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date})
+LAKE_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date()})
 _FILE_COLUMNS: Final = [name for name in SCHEMA if name != "sms_type"]
 
 
@@ -99,8 +99,9 @@ def write_partition(
         raise ConfigError("write_partition takes a frame with exactly esms_analytics.SCHEMA")
     other_types = frame.filter(pl.col("sms_type") != sms_type)["sms_type"].unique().to_list()
     if other_types:
-        raise ConfigError(f"rows of SmsType {other_types} cannot go to the sms_type={sms_type} "
-                          "partition")
+        raise ConfigError(
+            f"rows of SmsType {other_types} cannot go to the sms_type={sms_type} partition"
+        )
     directory = partition_path(lake, sms_type, day)
     target = directory / PART_NAME
     if frame.height == 0:
@@ -269,8 +270,11 @@ def lake_lock(lake: Path) -> Iterator[None]:
                 "wait for it to finish, or stop it, then run again"
             ) from None
         os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"pid {os.getpid()} since {datetime.now(VN_TZ):%Y-%m-%d %H:%M:%S}"
-                   .encode(), 0)
+        os.pwrite(
+            descriptor,
+            f"pid {os.getpid()} since {datetime.now(VN_TZ):%Y-%m-%d %H:%M:%S}".encode(),
+            0,
+        )
         yield
     finally:
         os.close(descriptor)
@@ -287,7 +291,7 @@ def partition_files(
     sms_types: Sequence[int] | None = None,
 ) -> list[tuple[int, date, Path]]:
     """The data files of the lake, pruned by day and type from their paths alone."""
-    found = []
+    found: list[tuple[int, date, Path]] = []
     for type_dir in sorted((lake / DATA_DIR).glob("sms_type=*")):
         try:
             sms_type = int(type_dir.name.partition("=")[2])
@@ -347,9 +351,7 @@ def read_lake(
     (True, [2])
     """
     path = open_lake(lake, create=False)
-    files = partition_files(
-        path, start=_as_date(start), end=_as_date(end), sms_types=sms_types
-    )
+    files = partition_files(path, start=_as_date(start), end=_as_date(end), sms_types=sms_types)
     for sms_type, day, file in files:
         check_file(file, sms_type, day)
     if not files:
@@ -400,19 +402,23 @@ class LakeInfo:
         unsettled = self.windows.filter(~pl.col("settled"))
         problems = self.windows.filter(pl.col("status") != "ok")
         first, last = self.windows["date"].min(), self.windows["date"].max()
+        last_fetch = self.windows["fetched_at"].max()
+        assert isinstance(last_fetch, datetime)
         lines = [
             f"lake {self.lake}",
-            f"  days {first} .. {last}, {self.windows.height} windows, {self.rows:,} rows, "
+            f"  days {first!s} .. {last!s}, {self.windows.height} windows, {self.rows:,} rows, "
             f"{int(self.windows['file_bytes'].sum()) / 1e6:.1f} MB",
-            f"  last fetch {self.windows['fetched_at'].max():%Y-%m-%d %H:%M:%S %z}",
+            f"  last fetch {last_fetch:%Y-%m-%d %H:%M:%S %z}",
             f"  unsettled windows: {unsettled.height}"
-            + (f" (from {unsettled['date'].min()})" if unsettled.height else ""),
+            + (f" (from {unsettled['date'].min()!s})" if unsettled.height else ""),
             f"  missing windows: {len(self.missing)}"
             + (f" (first {self.missing[0][0]}/{self.missing[0][1]})" if self.missing else ""),
         ]
         for problem in problems.iter_rows(named=True):
-            lines.append(f"  {problem['status']}: sms_type={problem['sms_type']} "
-                         f"date={problem['date']}; repair with sync --refresh of that day")
+            lines.append(
+                f"  {problem['status']}: sms_type={problem['sms_type']} "
+                f"date={problem['date']}; repair with sync --refresh of that day"
+            )
         return "\n".join(lines)
 
 
@@ -447,22 +453,23 @@ def lake_info(lake: str | os.PathLike[str]) -> LakeInfo:
     windows = pl.DataFrame(
         records,
         schema={
-            "sms_type": pl.Int16,
-            "date": pl.Date,
-            "rows": pl.Int64,
-            "file_bytes": pl.Int64,
+            "sms_type": pl.Int16(),
+            "date": pl.Date(),
+            "rows": pl.Int64(),
+            "file_bytes": pl.Int64(),
             "fetched_at": pl.Datetime("us", "Asia/Ho_Chi_Minh"),
-            "settled": pl.Boolean,
-            "status": pl.String,
+            "settled": pl.Boolean(),
+            "status": pl.String(),
         },
     ).sort("sms_type", "date")
     missing = []
     for (sms_type,), group in windows.group_by("sms_type", maintain_order=True):
         known = set(group["date"].to_list())
         day, last = group["date"].min(), group["date"].max()
-        assert isinstance(day, date) and isinstance(last, date)
+        assert isinstance(day, date)
+        assert isinstance(last, date)
         while day <= last:
             if day not in known:
-                missing.append((int(sms_type), day))  # type: ignore[call-overload]
+                missing.append((int(sms_type), day))
             day = date.fromordinal(day.toordinal() + 1)
     return LakeInfo(path, windows, missing)

@@ -9,6 +9,7 @@ as percentages with their 95% intervals, costs in VND.
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Final
 
 import polars as pl
@@ -51,8 +52,15 @@ def _figure(height_items: int, *, width: float = 9.0) -> Figure:
 def _empty(figure: Figure, title: str) -> Figure:
     axes = figure.add_subplot()
     axes.set_title(title, fontdict=FONT)
-    axes.text(0.5, 0.5, "no data for this selection", ha="center", va="center",
-              transform=axes.transAxes, color="#555555")
+    axes.text(
+        0.5,
+        0.5,
+        "no data for this selection",
+        ha="center",
+        va="center",
+        transform=axes.transAxes,
+        color="#555555",
+    )
     axes.set_axis_off()
     return figure
 
@@ -66,30 +74,44 @@ def plot_delivery_by_campaign(report: pl.DataFrame, *, top: int = 15) -> Figure:
         return _empty(figure, title)
     axes = figure.add_subplot()
     rate = rows["delivery_rate"].to_numpy()
-    errors = [rate - rows["delivery_rate_low"].to_numpy(),
-              rows["delivery_rate_high"].to_numpy() - rate]
+    errors = [
+        rate - rows["delivery_rate_low"].to_numpy(),
+        rows["delivery_rate_high"].to_numpy() - rate,
+    ]
     positions = range(rows.height)
-    bars = axes.barh(positions, rate, xerr=errors, color=DELIVERED_COLOR, ecolor="#333333",
-                     capsize=3)
+    bars = axes.barh(
+        positions, rate, xerr=errors, color=DELIVERED_COLOR, ecolor="#333333", capsize=3
+    )
     for bar, provisional in zip(bars, rows["provisional"], strict=True):
         if provisional:
             bar.set_hatch("//")
             bar.set_alpha(0.6)
-    labels = [f"{name}  ({messages:,})" for name, messages in
-              rows.select("campaign", "messages").iter_rows()]
+    labels = [
+        f"{name}  ({messages:,})"
+        for name, messages in rows.select("campaign", "messages").iter_rows()
+    ]
     axes.set_yticks(list(positions), labels, fontdict=FONT)
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_xlim(0, 1.0)
     axes.set_xlabel("delivered / (delivered + failed), %;  (messages) after each name")
-    axes.set_title(title + ("; hatched = provisional" if rows["provisional"].any() else ""),
-                   fontdict=FONT)
+    axes.set_title(
+        title + ("; hatched = provisional" if rows["provisional"].any() else ""), fontdict=FONT
+    )
     return figure
 
 
 def plot_cost_breakdown(report: pl.DataFrame, *, top: int = 15) -> Figure:
     """Spend per group, split into delivered, failed and not-yet-final messages, in VND."""
-    measures = {"messages", "delivered", "segments", "cost_vnd", "cost_delivered_vnd",
-                "cost_failed_vnd", "cost_per_delivered_vnd", "share"}
+    measures = {
+        "messages",
+        "delivered",
+        "segments",
+        "cost_vnd",
+        "cost_delivered_vnd",
+        "cost_failed_vnd",
+        "cost_per_delivered_vnd",
+        "share",
+    }
     dimensions = [name for name in report.columns if name not in measures]
     rows = report.filter(pl.col(dimensions[0]).cast(pl.String) != "(total)").head(top).reverse()
     figure = _figure(rows.height)
@@ -97,16 +119,19 @@ def plot_cost_breakdown(report: pl.DataFrame, *, top: int = 15) -> Figure:
     if rows.height == 0:
         return _empty(figure, title)
     axes = figure.add_subplot()
-    labels = [" · ".join("—" if value is None else str(value) for value in row)
-              for row in rows.select(dimensions).iter_rows()]
+    labels = [
+        " · ".join("—" if value is None else str(value) for value in row)
+        for row in rows.select(dimensions).iter_rows()
+    ]
     delivered = rows["cost_delivered_vnd"].to_numpy()
     failed = rows["cost_failed_vnd"].to_numpy()
     pending = rows["cost_vnd"].to_numpy() - delivered - failed
     positions = list(range(rows.height))
     axes.barh(positions, delivered, color=DELIVERED_COLOR, label="delivered")
     axes.barh(positions, failed, left=delivered, color=FAILED_COLOR, label="failed")
-    axes.barh(positions, pending, left=delivered + failed, color=PENDING_COLOR,
-              label="not final yet")
+    axes.barh(
+        positions, pending, left=delivered + failed, color=PENDING_COLOR, label="not final yet"
+    )
     axes.set_yticks(positions, labels, fontdict=FONT)
     axes.xaxis.set_major_formatter(FuncFormatter(_vnd))
     axes.set_xlabel("cost, VND")
@@ -122,26 +147,43 @@ def plot_delivery_trend(report: pl.DataFrame) -> Figure:
     if report.height == 0:
         return _empty(figure, title)
     axes = figure.add_subplot()
-    groups = [name for name in report.columns if name not in ("period", "messages", "delivered",
-                                                              "failed", "pending",
-                                                              "delivery_rate", "cost_vnd")]
+    groups = [
+        name
+        for name in report.columns
+        if name
+        not in ("period", "messages", "delivered", "failed", "pending", "delivery_rate", "cost_vnd")
+    ]
     volume = report.group_by("period").agg(pl.col("messages").sum()).sort("period")
     periods = volume["period"].to_list()
-    gaps = [(later - earlier).days for earlier, later in zip(periods, periods[1:], strict=False)]
-    axes.bar(periods, volume["messages"].to_list(), width=0.8 * min(gaps, default=1),
-             color="#cfd8dc", label="messages")
+    gaps = [(later - earlier).days for earlier, later in itertools.pairwise(periods)]
+    axes.bar(
+        periods,
+        volume["messages"].to_list(),
+        width=0.8 * min(gaps, default=1),
+        color="#cfd8dc",
+        label="messages",
+    )
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     axes.set_ylabel("messages")
     rate_axes = axes.twinx()
     if groups:
         for (name,), group in report.sort("period").group_by(groups[0], maintain_order=True):
-            rate_axes.plot(group["period"].to_list(), group["delivery_rate"].to_list(),
-                           marker=".", label=str(name),
-                           color=CARRIER_COLORS.get(str(name)))
+            rate_axes.plot(
+                group["period"].to_list(),
+                group["delivery_rate"].to_list(),
+                marker=".",
+                label=str(name),
+                color=CARRIER_COLORS.get(str(name)),
+            )
         rate_axes.legend(loc="lower left", fontsize=8, ncols=4, frameon=False)
     else:
-        rate_axes.plot(report["period"].to_list(), report["delivery_rate"].to_list(),
-                       color=DELIVERED_COLOR, marker=".", label="delivery rate")
+        rate_axes.plot(
+            report["period"].to_list(),
+            report["delivery_rate"].to_list(),
+            color=DELIVERED_COLOR,
+            marker=".",
+            label="delivery rate",
+        )
     rate_axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     rate_axes.set_ylabel("delivery rate, %")
     rate_axes.set_ylim(0, 1.02)
@@ -159,14 +201,22 @@ def plot_carrier_performance(report: pl.DataFrame) -> Figure:
         return _empty(figure, title)
     axes_list = figure.subplots(len(types), 1, squeeze=False)[:, 0]
     for axes, sms_type in zip(axes_list, types, strict=True):
-        rows = report.filter((pl.col("sms_type") == sms_type)
-                             & pl.col("delivery_rate").is_not_null())
+        rows = report.filter(
+            (pl.col("sms_type") == sms_type) & pl.col("delivery_rate").is_not_null()
+        )
         carriers = rows["carrier"].to_list()
         rate = rows["delivery_rate"].to_numpy()
-        errors = [rate - rows["delivery_rate_low"].to_numpy(),
-                  rows["delivery_rate_high"].to_numpy() - rate]
-        axes.bar(carriers, rate, yerr=errors, capsize=3,
-                 color=[CARRIER_COLORS.get(name, "#7f7f7f") for name in carriers])
+        errors = [
+            rate - rows["delivery_rate_low"].to_numpy(),
+            rows["delivery_rate_high"].to_numpy() - rate,
+        ]
+        axes.bar(
+            carriers,
+            rate,
+            yerr=errors,
+            capsize=3,
+            color=[CARRIER_COLORS.get(name, "#7f7f7f") for name in carriers],
+        )
         axes.yaxis.set_major_formatter(PercentFormatter(1.0))
         axes.set_ylim(0, 1.05)
         axes.set_ylabel(f"{sms_type}\ndelivery, %", fontdict=FONT)
@@ -184,15 +234,29 @@ def plot_failure_hotspots(report: pl.DataFrame) -> Figure:
     axes = figure.add_subplot()
     positions = list(range(rows.height))
     rate = rows["delivery_rate"].to_numpy()
-    axes.barh(positions, rate,
-              xerr=[rate - rows["delivery_rate_low"].to_numpy(),
-                    rows["delivery_rate_high"].to_numpy() - rate],
-              color=[CARRIER_COLORS.get(name, "#7f7f7f") for name in rows["carrier"]],
-              capsize=3)
-    axes.scatter(rows["campaign_delivery_rate"].to_numpy(), positions, marker="|", s=200,
-                 color="black", label="campaign, all carriers", zorder=3)
-    labels = [f"{campaign} · {carrier}" for campaign, carrier in
-              rows.select("campaign", "carrier").iter_rows()]
+    axes.barh(
+        positions,
+        rate,
+        xerr=[
+            rate - rows["delivery_rate_low"].to_numpy(),
+            rows["delivery_rate_high"].to_numpy() - rate,
+        ],
+        color=[CARRIER_COLORS.get(name, "#7f7f7f") for name in rows["carrier"]],
+        capsize=3,
+    )
+    axes.scatter(
+        rows["campaign_delivery_rate"].to_numpy(),
+        positions,
+        marker="|",
+        s=200,
+        color="black",
+        label="campaign, all carriers",
+        zorder=3,
+    )
+    labels = [
+        f"{campaign} · {carrier}"
+        for campaign, carrier in rows.select("campaign", "carrier").iter_rows()
+    ]
     axes.set_yticks(positions, labels, fontdict=FONT)
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_xlim(0, 1.0)

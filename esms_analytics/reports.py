@@ -38,70 +38,70 @@ TrendEvery = Literal["1d", "1w", "1mo"]
 
 DELIVERY_SCHEMA: Final = pl.Schema(
     {
-        "campaign": pl.String,
-        "messages": pl.Int64,
-        "delivered": pl.Int64,
-        "failed": pl.Int64,
-        "pending": pl.Int64,
-        "delivery_rate": pl.Float64,
-        "delivery_rate_low": pl.Float64,
-        "delivery_rate_high": pl.Float64,
-        "pending_share": pl.Float64,
+        "campaign": pl.String(),
+        "messages": pl.Int64(),
+        "delivered": pl.Int64(),
+        "failed": pl.Int64(),
+        "pending": pl.Int64(),
+        "delivery_rate": pl.Float64(),
+        "delivery_rate_low": pl.Float64(),
+        "delivery_rate_high": pl.Float64(),
+        "pending_share": pl.Float64(),
         "first_sent": pl.Datetime("us", "Asia/Ho_Chi_Minh"),
         "last_sent": pl.Datetime("us", "Asia/Ho_Chi_Minh"),
-        "provisional": pl.Boolean,
+        "provisional": pl.Boolean(),
     }
 )
 COST_MEASURES: Final = pl.Schema(
     {
-        "messages": pl.Int64,
-        "delivered": pl.Int64,
-        "segments": pl.Int64,
-        "cost_vnd": pl.Float64,
-        "cost_delivered_vnd": pl.Float64,
-        "cost_failed_vnd": pl.Float64,
-        "cost_per_delivered_vnd": pl.Float64,
-        "share": pl.Float64,
+        "messages": pl.Int64(),
+        "delivered": pl.Int64(),
+        "segments": pl.Int64(),
+        "cost_vnd": pl.Float64(),
+        "cost_delivered_vnd": pl.Float64(),
+        "cost_failed_vnd": pl.Float64(),
+        "cost_per_delivered_vnd": pl.Float64(),
+        "share": pl.Float64(),
     }
 )
 TREND_MEASURES: Final = pl.Schema(
     {
-        "messages": pl.Int64,
-        "delivered": pl.Int64,
-        "failed": pl.Int64,
-        "pending": pl.Int64,
-        "delivery_rate": pl.Float64,
-        "cost_vnd": pl.Float64,
+        "messages": pl.Int64(),
+        "delivered": pl.Int64(),
+        "failed": pl.Int64(),
+        "pending": pl.Int64(),
+        "delivery_rate": pl.Float64(),
+        "cost_vnd": pl.Float64(),
     }
 )
 CARRIER_SCHEMA: Final = pl.Schema(
     {
-        "carrier": pl.String,
-        "sms_type": pl.String,
-        "messages": pl.Int64,
-        "delivered": pl.Int64,
-        "failed": pl.Int64,
-        "pending": pl.Int64,
-        "delivery_rate": pl.Float64,
-        "delivery_rate_low": pl.Float64,
-        "delivery_rate_high": pl.Float64,
-        "cost_vnd": pl.Float64,
-        "cost_per_delivered_vnd": pl.Float64,
-        "volume_share": pl.Float64,
+        "carrier": pl.String(),
+        "sms_type": pl.String(),
+        "messages": pl.Int64(),
+        "delivered": pl.Int64(),
+        "failed": pl.Int64(),
+        "pending": pl.Int64(),
+        "delivery_rate": pl.Float64(),
+        "delivery_rate_low": pl.Float64(),
+        "delivery_rate_high": pl.Float64(),
+        "cost_vnd": pl.Float64(),
+        "cost_per_delivered_vnd": pl.Float64(),
+        "volume_share": pl.Float64(),
     }
 )
 HOTSPOT_SCHEMA: Final = pl.Schema(
     {
-        "campaign": pl.String,
-        "carrier": pl.String,
-        "messages": pl.Int64,
-        "delivered": pl.Int64,
-        "failed": pl.Int64,
-        "delivery_rate": pl.Float64,
-        "delivery_rate_low": pl.Float64,
-        "delivery_rate_high": pl.Float64,
-        "campaign_delivery_rate": pl.Float64,
-        "cost_failed_vnd": pl.Float64,
+        "campaign": pl.String(),
+        "carrier": pl.String(),
+        "messages": pl.Int64(),
+        "delivered": pl.Int64(),
+        "failed": pl.Int64(),
+        "delivery_rate": pl.Float64(),
+        "delivery_rate_low": pl.Float64(),
+        "delivery_rate_high": pl.Float64(),
+        "campaign_delivery_rate": pl.Float64(),
+        "cost_failed_vnd": pl.Float64(),
     }
 )
 
@@ -207,8 +207,12 @@ def delivery_by_campaign(
             pl.col("sent_at").max().alias("last_sent"),
             (~pl.col("is_final")).any().alias("provisional"),
         )
-        .with_columns(delivery_rate=_rate(), delivery_rate_low=low, delivery_rate_high=high,
-                      pending_share=pl.col("pending") / pl.col("messages"))
+        .with_columns(
+            delivery_rate=_rate(),
+            delivery_rate_low=low,
+            delivery_rate_high=high,
+            pending_share=pl.col("pending") / pl.col("messages"),
+        )
         .sort(["messages", "campaign"], descending=[True, False])
     )
     return lazy.select(list(DELIVERY_SCHEMA)).cast(dict(DELIVERY_SCHEMA)).collect()  # type: ignore[arg-type]
@@ -302,8 +306,9 @@ def cost_breakdown(
         pl.col("cost_vnd"),
         *(pl.col(name) for name in dimensions),
     ]
-    ordered = result.sort(order, descending=[False, True, *([False] * len(dimensions))],
-                          nulls_last=True)
+    ordered = result.sort(
+        order, descending=[False, True, *([False] * len(dimensions))], nulls_last=True
+    )
     return ordered.select(*dimensions, *COST_MEASURES).cast(dict(COST_MEASURES)).collect()  # type: ignore[arg-type]
 
 
@@ -414,8 +419,10 @@ def failure_hotspots(
             delivery_rate_high=high,
         )
         .filter((pl.col("messages") >= min_messages) & pl.col("delivery_rate").is_not_null())
-        .sort(["delivery_rate", "failed", "campaign", "carrier"],
-              descending=[False, True, False, False])
+        .sort(
+            ["delivery_rate", "failed", "campaign", "carrier"],
+            descending=[False, True, False, False],
+        )
     )
     if top is not None:
         pairs = pairs.head(top)

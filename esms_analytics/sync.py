@@ -120,8 +120,10 @@ class SyncReport:
         ]
         for window in self.windows:
             if window.status in ("incomplete", "failed"):
-                lines.append(f"  {window.status}: sms_type={window.sms_type} "
-                             f"date={window.date}: {window.detail}")
+                lines.append(
+                    f"  {window.status}: sms_type={window.sms_type} "
+                    f"date={window.date}: {window.detail}"
+                )
         return "\n".join(lines)
 
 
@@ -200,17 +202,38 @@ def sync(
                     if reason is None:
                         entry = manifest.get(sms_type, day)
                         assert entry is not None
-                        report.windows.append(WindowReport(
-                            sms_type, day, "skipped", rows=entry.rows,
-                            count_total=entry.count_total, settled=True, detail="settled",
-                        ))
+                        report.windows.append(
+                            WindowReport(
+                                sms_type,
+                                day,
+                                "skipped",
+                                rows=entry.rows,
+                                count_total=entry.count_total,
+                                settled=True,
+                                detail="settled",
+                            )
+                        )
                     else:
                         todo.append((sms_type, day, reason))
-            logger.info("sync %s..%s: %d windows to fetch, %d settled", first, last, len(todo),
-                        len(report.windows))
-            report.windows += _run(esms, path, manifest, todo, moment=moment,
-                                   settle_days=settle_days, workers=workers, progress=progress,
-                                   page_size=page_size, max_passes=max_passes)
+            logger.info(
+                "sync %s..%s: %d windows to fetch, %d settled",
+                first,
+                last,
+                len(todo),
+                len(report.windows),
+            )
+            report.windows += _run(
+                esms,
+                path,
+                manifest,
+                todo,
+                moment=moment,
+                settle_days=settle_days,
+                workers=workers,
+                progress=progress,
+                page_size=page_size,
+                max_passes=max_passes,
+            )
     finally:
         if owns_client:
             esms.close()
@@ -253,8 +276,9 @@ def _run(
         if stop.is_set():
             return WindowReport(sms_type, day, "failed", detail="not started: sync stopped")
         try:
-            result = fetch_window(client, sms_type, Window.for_day(day), page_size=page_size,
-                                  max_passes=max_passes)
+            result = fetch_window(
+                client, sms_type, Window.for_day(day), page_size=page_size, max_passes=max_passes
+            )
         except AuthError:
             stop.set()
             raise
@@ -263,19 +287,39 @@ def _run(
             return WindowReport(sms_type, day, "failed", detail=str(exc))
         if not result.complete:
             return WindowReport(
-                sms_type, day, "incomplete", rows=result.frame.height,
-                count_total=result.count_total, requests=result.requests,
+                sms_type,
+                day,
+                "incomplete",
+                rows=result.frame.height,
+                count_total=result.count_total,
+                requests=result.requests,
                 detail=f"CountTotal {result.count_total} but {result.frame.height} unique rows "
                 f"after {result.passes} passes; the old partition is kept",
             )
         fetched_at = datetime.now(VN_TZ)
         settled = moment >= settled_at(day, settle_days)
         write_partition(lake, sms_type, day, result.frame, fetched_at=fetched_at)
-        manifest.record(WindowEntry(sms_type, day, fetched_at, result.frame.height,
-                                    result.count_total, result.requests, settled))
-        return WindowReport(sms_type, day, "fetched", rows=result.frame.height,
-                            count_total=result.count_total, requests=result.requests,
-                            settled=settled, detail=reason)
+        manifest.record(
+            WindowEntry(
+                sms_type,
+                day,
+                fetched_at,
+                result.frame.height,
+                result.count_total,
+                result.requests,
+                settled,
+            )
+        )
+        return WindowReport(
+            sms_type,
+            day,
+            "fetched",
+            rows=result.frame.height,
+            count_total=result.count_total,
+            requests=result.requests,
+            settled=settled,
+            detail=reason,
+        )
 
     with bar, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-sync") as pool:
         futures: list[Future[WindowReport]] = [pool.submit(one, *job) for job in todo]

@@ -89,7 +89,13 @@ def fetch_window(
         logger.info(
             "SmsType=%d window %s changed while paging (CountTotal %d -> %d, %d unique rows); "
             "fetching it again (pass %d of %d)",
-            sms_type, window, counts[0], counts[-1], unique.height, number + 1, max_passes,
+            sms_type,
+            window,
+            counts[0],
+            counts[-1],
+            unique.height,
+            number + 1,
+            max_passes,
         )
     assert result is not None
     return result
@@ -110,8 +116,11 @@ def fetch_days(
     """
     from tqdm.auto import tqdm
 
-    windows = [(code, Window.for_day(day)) for day in day_range(start, end)
-               for code in sms_type_list(sms_types)]
+    windows = [
+        (code, Window.for_day(day))
+        for day in day_range(start, end)
+        for code in sms_type_list(sms_types)
+    ]
     frames = []
     with tqdm(total=len(windows), desc="fetch", unit="window", disable=not progress) as bar:
         for sms_type, window in windows:

@@ -50,8 +50,11 @@ def test_requests_carry_the_documented_body(sim: Simulator, client: EsmsClient) 
 def test_consecutive_day_windows_partition_a_range(sim: Simulator, client: EsmsClient) -> None:
     days = [DAY - timedelta(days=1), DAY]
     per_day = {
-        day: {(r["ReferenceId"], r["Phone"]) for p in client.iter_pages(Window.for_day(day), 2)
-              for r in p.rows}
+        day: {
+            (r["ReferenceId"], r["Phone"])
+            for p in client.iter_pages(Window.for_day(day), 2)
+            for r in p.rows
+        }
         for day in days
     }
     both = Window(Window.for_day(days[0]).start, Window.for_day(days[1]).end)
@@ -132,9 +135,11 @@ def test_after_the_last_attempt_the_error_says_where_and_how_often(
 
 
 def test_wrong_credentials_fail_at_once(sim: Simulator, sleeps: SleepRecorder) -> None:
-    with EsmsClient("wrong", "keys", base_url=sim.base_url, sleep=sleeps) as client:
-        with pytest.raises(AuthError) as caught:
-            client.get_page(Window.for_day(DAY), 2)
+    with (
+        EsmsClient("wrong", "keys", base_url=sim.base_url, sleep=sleeps) as client,
+        pytest.raises(AuthError) as caught,
+    ):
+        client.get_page(Window.for_day(DAY), 2)
     assert caught.value.code == "101"
     assert "ESMS_API_KEY" in str(caught.value)
     assert len(sim.requests) == 1
@@ -160,24 +165,35 @@ def test_unknown_code_fails_with_the_code_and_the_server_message(
 
 
 def test_http_404_names_the_base_url(sim: Simulator, sleeps: SleepRecorder) -> None:
-    with EsmsClient("k", "s", base_url=sim.base_url + "/nope", sleep=sleeps) as client:
-        with pytest.raises(TransportError, match="HTTP 404.*base_url"):
-            client.get_page(Window.for_day(DAY), 2)
+    with (
+        EsmsClient("k", "s", base_url=sim.base_url + "/nope", sleep=sleeps) as client,
+        pytest.raises(TransportError, match=r"HTTP 404.*base_url"),
+    ):
+        client.get_page(Window.for_day(DAY), 2)
 
 
 def test_numbers_as_strings_decode_the_same() -> None:
     frames = []
     for share in (0.0, 1.0):
-        with Simulator(now=NOW, string_numbers=share, daily_volume=80) as sim:
-            with sim.client() as client:
-                frames.append(client.fetch(DAY, sms_type=2))
+        with (
+            Simulator(now=NOW, string_numbers=share, daily_volume=80) as sim,
+            sim.client() as client,
+        ):
+            frames.append(client.fetch(DAY, sms_type=2))
     assert frames[0].height > 0
     assert frames[0].equals(frames[1])
 
 
 def test_the_simulator_escapes_dates_as_wcf_does(sim: Simulator) -> None:
-    body = {"ApiKey": sim.api_key, "SecretKey": sim.secret_key, "SmsType": "2",
-            "From": f"{DAY} 00:00:00", "To": f"{DAY} 23:59:59", "Page": 1, "PageSize": 2}
+    body = {
+        "ApiKey": sim.api_key,
+        "SecretKey": sim.secret_key,
+        "SmsType": "2",
+        "From": f"{DAY} 00:00:00",
+        "To": f"{DAY} 23:59:59",
+        "Page": 1,
+        "PageSize": 2,
+    }
     raw = requests.post(f"{sim.base_url}/GetSmsSentData_V2", json=body, timeout=5).text
     assert '"SentTime": "\\/Date(' in raw
     assert "+0700)\\/" in raw
@@ -190,17 +206,26 @@ def test_the_simulator_escapes_dates_as_wcf_does(sim: Simulator) -> None:
 def test_the_simulator_rejects_what_the_service_rejects(
     sim: Simulator, change: dict[str, object], expected: str
 ) -> None:
-    body = {"ApiKey": sim.api_key, "SecretKey": sim.secret_key, "SmsType": "2",
-            "From": f"{DAY} 00:00:00", "To": f"{DAY} 23:59:59", "Page": 1, "PageSize": 5}
-    answer = requests.post(f"{sim.base_url}/GetSmsSentData_V2", json={**body, **change},
-                           timeout=5).json()
+    body = {
+        "ApiKey": sim.api_key,
+        "SecretKey": sim.secret_key,
+        "SmsType": "2",
+        "From": f"{DAY} 00:00:00",
+        "To": f"{DAY} 23:59:59",
+        "Page": 1,
+        "PageSize": 5,
+    }
+    answer = requests.post(
+        f"{sim.base_url}/GetSmsSentData_V2", json={**body, **change}, timeout=5
+    ).json()
     assert answer["CodeResult"] != "100"
     assert expected in answer["CodeResult"] + answer["ErrorMessage"]
 
 
 def test_pages_are_newest_first(client: EsmsClient) -> None:
-    rows = [row for page in client.iter_pages(Window.for_day(DAY), 2, page_size=50)
-            for row in page.rows]
+    rows = [
+        row for page in client.iter_pages(Window.for_day(DAY), 2, page_size=50) for row in page.rows
+    ]
     created = [int(row["SentTime"][6:19]) for row in rows if row["SendStatus"] in (5, "5")]
     assert len(created) > 10
     # SentTime follows creation plus a few seconds' queueing: newest first, give or take.
@@ -281,8 +306,9 @@ def test_secrets_never_appear_in_logs_errors_or_reprs(
     api_key, secret_key = "APIKEY-7f3a9c", "SECRET-b81d22"
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
-    with EsmsClient(api_key, secret_key, base_url=sim.base_url, sleep=sleeps,
-                    retry=RetryPolicy(max_attempts=2)) as client:
+    with EsmsClient(
+        api_key, secret_key, base_url=sim.base_url, sleep=sleeps, retry=RetryPolicy(max_attempts=2)
+    ) as client:
         texts.append(repr(client))
         texts.append(str(vars(client).get("base_url")))
         for faults in (["code:101"], ["http503", "truncate"], ["code99", "code160"], ["code:140"]):

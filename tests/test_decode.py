@@ -58,10 +58,27 @@ PREFIXES = {
     "reddi": "055",
 }
 OLD_TO_NEW = {
-    "0162": "032", "0163": "033", "0164": "034", "0165": "035", "0166": "036", "0167": "037",
-    "0168": "038", "0169": "039", "0120": "070", "0121": "079", "0122": "077", "0126": "076",
-    "0128": "078", "0123": "083", "0124": "084", "0125": "085", "0127": "081", "0129": "082",
-    "0186": "056", "0188": "058", "0199": "059",
+    "0162": "032",
+    "0163": "033",
+    "0164": "034",
+    "0165": "035",
+    "0166": "036",
+    "0167": "037",
+    "0168": "038",
+    "0169": "039",
+    "0120": "070",
+    "0121": "079",
+    "0122": "077",
+    "0126": "076",
+    "0128": "078",
+    "0123": "083",
+    "0124": "084",
+    "0125": "085",
+    "0127": "081",
+    "0129": "082",
+    "0186": "056",
+    "0188": "058",
+    "0199": "059",
 }
 CARRIER_OF = {prefix: name for name, prefixes in PREFIXES.items() for prefix in prefixes.split()}
 MIN_MS, MAX_MS = -62_135_596_800_000, 253_402_300_799_999
@@ -77,8 +94,10 @@ def test_the_seed_rows_decode_to_exactly_the_documented_values() -> None:
     expected = pl.DataFrame(
         {
             "sms_id": [29028845, 29028845],
-            "reference_id": ["35781d6c25524e40a035c26663189549",
-                             "0aac72e0-ba9b-4348-8530-d18d105778db18"],
+            "reference_id": [
+                "35781d6c25524e40a035c26663189549",
+                "0aac72e0-ba9b-4348-8530-d18d105778db18",
+            ],
             "campaign": ["Chiến dịch 02/10/2023"] * 2,
             "content": [SEED_ROWS[0]["Content"]] * 2,
             "phone": ["0901888484"] * 2,
@@ -104,17 +123,29 @@ def test_the_seed_rows_decode_to_exactly_the_documented_values() -> None:
 
 
 def test_strings_and_numbers_are_the_same_values() -> None:
-    as_strings = [{key: (str(value) if key in ("SmsId", "SmsType", "SendResult", "SendStatus")
-                         else value) for key, value in r.items()} for r in SEED_ROWS]
+    as_strings = [
+        {
+            key: (str(value) if key in ("SmsId", "SmsType", "SendResult", "SendStatus") else value)
+            for key, value in r.items()
+        }
+        for r in SEED_ROWS
+    ]
     as_strings[1]["SellPrice"] = "790.0000"
     assert_frame_equal(decode_rows(as_strings), decode_rows(SEED_ROWS))
 
 
 def test_historical_spellings_and_forms_are_accepted() -> None:
-    legacy = {key: value for key, value in SEED_ROWS[1].items()
-              if key not in ("ReferenceId", "SendResult")}
-    legacy |= {"RefercenceId": "abc", "SentStatus": True, "SentTime": "23/11/2023 17:06:37",
-               "SendStatus": 3}
+    legacy = {
+        key: value
+        for key, value in SEED_ROWS[1].items()
+        if key not in ("ReferenceId", "SendResult")
+    }
+    legacy |= {
+        "RefercenceId": "abc",
+        "SentStatus": True,
+        "SentTime": "23/11/2023 17:06:37",
+        "SendStatus": 3,
+    }
     frame = decode_rows([legacy])
     assert frame["reference_id"][0] == "abc"
     assert frame["send_result"][0] == 1
@@ -129,8 +160,16 @@ def test_null_and_empty_campaigns_stay_as_they_came() -> None:
 
 @pytest.mark.parametrize(
     ("status", "result", "final"),
-    [(5, 1, True), (5, 0, True), (5, 2, False), (7, 2, False), (4, 0, True), (2, 2, False),
-     (1, 2, False), (0, 2, False)],
+    [
+        (5, 1, True),
+        (5, 0, True),
+        (5, 2, False),
+        (7, 2, False),
+        (4, 0, True),
+        (2, 2, False),
+        (1, 2, False),
+        (0, 2, False),
+    ],
 )
 def test_is_final(status: int, result: int, final: bool) -> None:
     assert decode_rows([row(SendStatus=status, SendResult=result)])["is_final"][0] is final
@@ -144,9 +183,16 @@ def test_an_empty_page_is_an_empty_frame_with_the_schema() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("SmsId", "29x"), ("SellPrice", "free"), ("SendStatus", "sent"), ("SendStatus", 300),
-     ("SentTime", "2024-01-17T16:34:08"), ("SentTime", "/Date(99999999999999999)/"),
-     ("SentTime", None), ("Phone", None)],
+    [
+        ("SmsId", "29x"),
+        ("SellPrice", "free"),
+        ("SendStatus", "sent"),
+        ("SendStatus", 300),
+        ("SentTime", "2024-01-17T16:34:08"),
+        ("SentTime", "/Date(99999999999999999)/"),
+        ("SentTime", None),
+        ("Phone", None),
+    ],
 )
 def test_undecodable_values_name_field_value_and_row(field: str, value: object) -> None:
     with pytest.raises(DecodeError) as caught:
@@ -234,17 +280,29 @@ def test_numbers_that_are_not_vietnamese_mobiles_have_no_e164(phone: str) -> Non
 @pytest.mark.parametrize(
     ("content", "encoding", "segments"),
     [
-        ("a" * 160, "gsm7", 1), ("a" * 161, "gsm7", 2), ("a" * 306, "gsm7", 2),
-        ("a" * 307, "gsm7", 3), ("ă" * 70, "ucs2", 1), ("ă" * 71, "ucs2", 2),
-        ("ă" * 134, "ucs2", 2), ("ă" * 135, "ucs2", 3), ("€" * 80, "gsm7", 1),
-        ("€" * 81, "gsm7", 2), ("a" * 159 + "{", "gsm7", 2), ("😀" * 35, "ucs2", 1),
-        ("😀" * 36, "ucs2", 2), ("a" * 69 + "😀", "ucs2", 2), ("", "gsm7", 1),
+        ("a" * 160, "gsm7", 1),
+        ("a" * 161, "gsm7", 2),
+        ("a" * 306, "gsm7", 2),
+        ("a" * 307, "gsm7", 3),
+        ("ă" * 70, "ucs2", 1),
+        ("ă" * 71, "ucs2", 2),
+        ("ă" * 134, "ucs2", 2),
+        ("ă" * 135, "ucs2", 3),
+        ("€" * 80, "gsm7", 1),
+        ("€" * 81, "gsm7", 2),
+        ("a" * 159 + "{", "gsm7", 2),
+        ("😀" * 35, "ucs2", 1),
+        ("😀" * 36, "ucs2", 2),
+        ("a" * 69 + "😀", "ucs2", 2),
+        ("", "gsm7", 1),
     ],
 )
 def test_segment_counts_at_the_boundaries(content: str, encoding: str, segments: int) -> None:
     frame = decode_rows([row(Content=content)])
     assert frame.select("encoding", "segments", "length").row(0) == (
-        encoding, segments, len(content)
+        encoding,
+        segments,
+        len(content),
     )
 
 

@@ -106,7 +106,7 @@ class Simulator:
     def base_url(self) -> str:
         """The URL to give a client: ``http://127.0.0.1:PORT/MainService.svc/json``."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{SERVICE_PATH}"
+        return f"http://{host!s}:{port}{SERVICE_PATH}"
 
     @property
     def today(self) -> date:

@@ -26,18 +26,36 @@ VIETNAM = timezone(timedelta(hours=7))
 
 # Share of each SmsType in the daily volume.
 TYPE_SHARES: dict[int, float] = {
-    2: 0.45, 1: 0.25, 25: 0.12, 23: 0.06, 24: 0.05, 8: 0.04, 26: 0.03,
+    2: 0.45,
+    1: 0.25,
+    25: 0.12,
+    23: 0.06,
+    24: 0.05,
+    8: 0.04,
+    26: 0.03,
 }
 TYPE_INDEX = {code: index for index, code in enumerate(sorted(TYPE_SHARES))}
 
 # carrier: (weight, current prefixes, old 11-digit prefixes, delivery rate)
 CARRIERS: dict[str, tuple[float, list[str], list[str], float]] = {
-    "viettel": (0.45, ["086", "096", "097", "098", "032", "033", "034", "035", "036", "037",
-                       "038", "039"], [f"016{d}" for d in "23456789"], 0.975),
-    "vinaphone": (0.24, ["088", "091", "094", "081", "082", "083", "084", "085"],
-                  ["0123", "0124", "0125", "0127", "0129"], 0.955),
-    "mobifone": (0.20, ["089", "090", "093", "070", "076", "077", "078", "079"],
-                 ["0120", "0121", "0122", "0126", "0128"], 0.945),
+    "viettel": (
+        0.45,
+        ["086", "096", "097", "098", "032", "033", "034", "035", "036", "037", "038", "039"],
+        [f"016{d}" for d in "23456789"],
+        0.975,
+    ),
+    "vinaphone": (
+        0.24,
+        ["088", "091", "094", "081", "082", "083", "084", "085"],
+        ["0123", "0124", "0125", "0127", "0129"],
+        0.955,
+    ),
+    "mobifone": (
+        0.20,
+        ["089", "090", "093", "070", "076", "077", "078", "079"],
+        ["0120", "0121", "0122", "0126", "0128"],
+        0.945,
+    ),
     "vietnamobile": (0.05, ["092", "056", "058", "052"], ["0186", "0188"], 0.86),
     "gmobile": (0.02, ["099", "059"], ["0199"], 0.78),
     "itel": (0.025, ["087"], [], 0.89),
@@ -47,21 +65,52 @@ CARRIERS: dict[str, tuple[float, list[str], list[str], float]] = {
 
 # Price in VND of one segment (SMS types) or one message (OTT types).
 SMS_SEGMENT_PRICES = {
-    1: {"viettel": 800.0, "vinaphone": 800.0, "mobifone": 770.0, "vietnamobile": 700.0,
-        "gmobile": 650.0, "itel": 700.0, "reddi": 700.0, "landline": 800.0},
-    2: {"viettel": 750.0, "vinaphone": 790.0, "mobifone": 720.0, "vietnamobile": 600.0,
-        "gmobile": 580.0, "itel": 650.0, "reddi": 650.0, "landline": 790.0},
+    1: {
+        "viettel": 800.0,
+        "vinaphone": 800.0,
+        "mobifone": 770.0,
+        "vietnamobile": 700.0,
+        "gmobile": 650.0,
+        "itel": 700.0,
+        "reddi": 700.0,
+        "landline": 800.0,
+    },
+    2: {
+        "viettel": 750.0,
+        "vinaphone": 790.0,
+        "mobifone": 720.0,
+        "vietnamobile": 600.0,
+        "gmobile": 580.0,
+        "itel": 650.0,
+        "reddi": 650.0,
+        "landline": 790.0,
+    },
     8: {name: 350.0 for name in CARRIERS},
 }
 OTT_PRICES = {23: 300.0, 24: 440.0, 25: 300.0, 26: 100.0}
 OTT_SUCCESS_FACTOR = {23: 0.93, 24: 0.95, 25: 0.90, 26: 0.97}
 
 CAMPAIGNS: dict[int, list[str]] = {
-    1: ["Khuyến mãi Tết 2026", "Black Friday siêu sale", "Tri ân khách hàng tháng 11",
-        "Flash sale cuối tuần", "Ra mắt bộ sưu tập mới", "Giảm 50% toàn bộ cửa hàng",
-        "Chiến dịch 02/10/2023", "Mừng sinh nhật 10 năm", "Săn deal 11.11"],
-    2: ["OTP đăng nhập", "Xác nhận đơn hàng", "Nhắc lịch hẹn", "Thông báo giao hàng",
-        "Cảnh báo bảo mật", "Nhắc thanh toán hóa đơn", "Chăm sóc sau bán hàng"],
+    1: [
+        "Khuyến mãi Tết 2026",
+        "Black Friday siêu sale",
+        "Tri ân khách hàng tháng 11",
+        "Flash sale cuối tuần",
+        "Ra mắt bộ sưu tập mới",
+        "Giảm 50% toàn bộ cửa hàng",
+        "Chiến dịch 02/10/2023",
+        "Mừng sinh nhật 10 năm",
+        "Săn deal 11.11",
+    ],
+    2: [
+        "OTP đăng nhập",
+        "Xác nhận đơn hàng",
+        "Nhắc lịch hẹn",
+        "Thông báo giao hàng",
+        "Cảnh báo bảo mật",
+        "Nhắc thanh toán hóa đơn",
+        "Chăm sóc sau bán hàng",
+    ],
     8: ["Thông báo đầu số cố định", "Nhắc nợ cước"],
     23: ["Viber - Ưu đãi thành viên", "Viber - Xác nhận đặt chỗ"],
     24: ["ZNS OTP ưu tiên", "ZNS cảnh báo giao dịch"],
@@ -69,8 +118,12 @@ CAMPAIGNS: dict[int, list[str]] = {
     26: ["Zalo OA - Tin tức tuần", "Zalo OA - Khảo sát khách hàng"],
 }
 # Campaigns that deliver noticeably worse (bad lists, spam-filtered wording).
-WEAK_CAMPAIGNS = {"Flash sale cuối tuần": 0.80, "Giảm 50% toàn bộ cửa hàng": 0.72,
-                  "Nhắc thanh toán hóa đơn": 0.90, "ZNS đánh giá dịch vụ": 0.85}
+WEAK_CAMPAIGNS = {
+    "Flash sale cuối tuần": 0.80,
+    "Giảm 50% toàn bộ cửa hàng": 0.72,
+    "Nhắc thanh toán hóa đơn": 0.90,
+    "ZNS đánh giá dịch vụ": 0.85,
+}
 
 CONTENTS: dict[int, list[str]] = {
     1: [
@@ -89,24 +142,33 @@ CONTENTS: dict[int, list[str]] = {
         "Ma OTP cua ban la {code}. Ma co hieu luc trong 5 phut. Khong chia se ma nay voi bat ky ai.",
         "Mã xác thực của bạn là {code}. Không chia sẻ mã này.",
         "Don hang #{code} da duoc xac nhan va se giao trong 2-3 ngay. Cam on quy khach!",
-        "Quý khách có lịch hẹn lúc 9:00 ngày mai tại chi nhánh Quận 1. Vui lòng đến trước "
-        "10 phút.",
+        "Quý khách có lịch hẹn lúc 9:00 ngày mai tại chi nhánh Quận 1. Vui lòng đến trước 10 phút.",
         "Canh bao: tai khoan cua ban vua dang nhap tu thiet bi moi luc {code}. Neu khong phai "
         "ban, goi 1900 1234 ngay.",
         "Hoa don thang nay cua quy khach la 350.000 VND, han thanh toan 25/11. Thanh toan tai "
         "app hoac quay giao dich. Bo qua tin nhan neu da thanh toan.",
     ],
-    8: ["Thong bao: cuoc dich vu thang nay la 120.000 VND. Lien he 1900 5555.",
-        "Quý khách vui lòng thanh toán cước trước ngày 15."],
-    23: ["🎉 Ưu đãi thành viên: tặng 100 điểm khi đặt chỗ hôm nay!",
-         "Đặt chỗ #{code} đã được xác nhận. Hẹn gặp quý khách!"],
-    24: ["Mã OTP của bạn là {code}. Hiệu lực 3 phút.",
-         "Giao dịch {code} vừa được thực hiện trên tài khoản của bạn."],
-    25: ["Đơn hàng {code} đã được xác nhận ✅. Cảm ơn quý khách!",
-         "Quý khách vui lòng đánh giá dịch vụ ⭐ tại đường dẫn sau.",
-         "Nhắc lịch hẹn: 14:00 ngày mai tại phòng khám Quận 3."],
-    26: ["Tin tức tuần này từ OA: sản phẩm mới, ưu đãi mới 📰",
-         "Mời bạn tham gia khảo sát 2 phút để nhận quà."],
+    8: [
+        "Thong bao: cuoc dich vu thang nay la 120.000 VND. Lien he 1900 5555.",
+        "Quý khách vui lòng thanh toán cước trước ngày 15.",
+    ],
+    23: [
+        "🎉 Ưu đãi thành viên: tặng 100 điểm khi đặt chỗ hôm nay!",
+        "Đặt chỗ #{code} đã được xác nhận. Hẹn gặp quý khách!",
+    ],
+    24: [
+        "Mã OTP của bạn là {code}. Hiệu lực 3 phút.",
+        "Giao dịch {code} vừa được thực hiện trên tài khoản của bạn.",
+    ],
+    25: [
+        "Đơn hàng {code} đã được xác nhận ✅. Cảm ơn quý khách!",
+        "Quý khách vui lòng đánh giá dịch vụ ⭐ tại đường dẫn sau.",
+        "Nhắc lịch hẹn: 14:00 ngày mai tại phòng khám Quận 3.",
+    ],
+    26: [
+        "Tin tức tuần này từ OA: sản phẩm mới, ưu đãi mới 📰",
+        "Mời bạn tham gia khảo sát 2 phút để nhận quà.",
+    ],
 }
 
 GSM7 = set(
@@ -238,8 +300,14 @@ class History:
             for _ in range(count):
                 self._arrivals += 1
                 rng = random.Random(f"{self.seed}-arrival-{self._arrivals}")
-                message = self._message(rng, sms_type, now_ms, 900_000_000 + self._arrivals,
-                                        self._campaign(rng, sms_type), seq=-self._arrivals)
+                message = self._message(
+                    rng,
+                    sms_type,
+                    now_ms,
+                    900_000_000 + self._arrivals,
+                    self._campaign(rng, sms_type),
+                    seq=-self._arrivals,
+                )
                 index = bisect.bisect_right(created, now_ms)
                 created.insert(index, now_ms)
                 messages.insert(index, message)
@@ -276,8 +344,10 @@ class History:
             # Advertising arrives in blasts of 30-5,000 phones; some days have none.
             mean_blast = min(1500.0, max(30.0, target))
             blasts = _poisson(rng, target / mean_blast)
-            sizes = [int(math.exp(rng.uniform(math.log(30), math.log(min(5000, 3 * mean_blast)))))
-                     for _ in range(blasts)]
+            sizes = [
+                int(math.exp(rng.uniform(math.log(30), math.log(min(5000, 3 * mean_blast)))))
+                for _ in range(blasts)
+            ]
         elif sms_type == 1:
             sizes = []
             while sum(sizes) < target:
@@ -295,13 +365,25 @@ class History:
                 reference = _reference_id(rng)
                 phones = _phones(rng, size)
                 for phone in phones:
-                    messages.append(self._message(rng, sms_type, created_ms, sms_id, campaign,
-                                                  seq=len(messages), reference=reference,
-                                                  phone=phone))
+                    messages.append(
+                        self._message(
+                            rng,
+                            sms_type,
+                            created_ms,
+                            sms_id,
+                            campaign,
+                            seq=len(messages),
+                            reference=reference,
+                            phone=phone,
+                        )
+                    )
             else:
                 for offset in range(size):
-                    messages.append(self._message(rng, sms_type, created_ms + offset, sms_id,
-                                                  campaign, seq=len(messages)))
+                    messages.append(
+                        self._message(
+                            rng, sms_type, created_ms + offset, sms_id, campaign, seq=len(messages)
+                        )
+                    )
         messages.sort(key=lambda message: (message.created_ms, message.seq))
         return messages
 

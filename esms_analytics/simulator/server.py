@@ -8,6 +8,7 @@ injects the faults it is told to.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -55,7 +56,7 @@ class EsmsHandler(BaseHTTPRequestHandler):
     server_version = "Microsoft-IIS/10.0"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:
@@ -85,16 +86,21 @@ class EsmsHandler(BaseHTTPRequestHandler):
             return
         if fault in ("http500", "http503"):
             status = 500 if fault == "http500" else 503
-            self._send(status, b"<html><body><h1>Service Unavailable</h1></body></html>",
-                       "text/html")
+            self._send(
+                status, b"<html><body><h1>Service Unavailable</h1></body></html>", "text/html"
+            )
             return
         if fault == "http429":
-            self._send(429, b"Too Many Requests", "text/plain",
-                       {"Retry-After": f"{faults.retry_after:g}"})
+            self._send(
+                429, b"Too Many Requests", "text/plain", {"Retry-After": f"{faults.retry_after:g}"}
+            )
             return
         if fault == "malformed":
-            self._send(200, b"<html><head><title>Runtime Error</title></head></html>",
-                       "application/json; charset=utf-8")
+            self._send(
+                200,
+                b"<html><head><title>Runtime Error</title></head></html>",
+                "application/json; charset=utf-8",
+            )
             return
         if fault is not None and fault.startswith("code"):
             code = fault.removeprefix("code").removeprefix(":")
@@ -141,10 +147,8 @@ class EsmsHandler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _wcf_json(payload: dict[str, Any]) -> bytes:
@@ -189,7 +193,7 @@ def page_answer(
     total = sum(hi - lo for _, lo, hi in slices)
     if total == 0:
         return {"CodeResult": "105", "ErrorMessage": "Không có dữ liệu (no data)."}
-    skip, rows = (page - 1) * page_size, []
+    skip, rows = (page - 1) * page_size, list[dict[str, Any]]()
     for messages, lo, hi in slices:
         count = hi - lo
         if skip >= count:
@@ -209,7 +213,9 @@ def serve_in_thread(server: EsmsServer) -> threading.Thread:
     """Serve ``server`` from a daemon thread."""
     # A short poll interval makes shutdown() prompt: tests start hundreds of servers.
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="esms-simulator",
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name="esms-simulator",
         daemon=True,
     )
     thread.start()
