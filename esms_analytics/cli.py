@@ -174,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     with_range(fetch, required=True)
     fetch.add_argument("--output", type=Path, required=True, help="FILE.parquet|.csv|.json")
     fetch.add_argument("--base-url", help=f"service URL (default ${ENV_BASE_URL} or eSMS)")
+    fetch.add_argument(
+        "--max-attempts",
+        type=_positive,
+        default=6,
+        help="attempts per request before giving up (default 6)",
+    )
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
 
     lake = commands.add_parser("lake", help="inspect a lake")
@@ -310,7 +316,11 @@ def _exit_code(exc: EsmsError) -> int:
 
 
 def _client(args: argparse.Namespace, **options: Any) -> EsmsClient:
-    return EsmsClient(base_url=args.base_url, **options)
+    from esms_analytics.client import RetryPolicy
+
+    return EsmsClient(
+        base_url=args.base_url, retry=RetryPolicy(max_attempts=args.max_attempts), **options
+    )
 
 
 def _sync(args: argparse.Namespace) -> int:

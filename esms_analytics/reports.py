@@ -286,7 +286,9 @@ def cost_breakdown(
         grouped = pl.concat(
             [
                 grouped.with_columns(pl.col(dimensions).cast(pl.String)),
-                lazy.select(measures).with_columns(
+                lazy.select(measures)
+                .filter(pl.col("messages") > 0)  # no total row over nothing
+                .with_columns(
                     pl.lit(TOTAL_LABEL).alias(dimensions[0]),
                     *(pl.lit(None, pl.String).alias(name) for name in dimensions[1:]),
                 ),
