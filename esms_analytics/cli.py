@@ -157,12 +157,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="days after a day ends before it counts as final (default 3)",
     )
     sync.add_argument(
-        "--rate-limit", type=float, default=10.0, help="requests per second at most (default 10)"
+        "--rate-limit",
+        type=float,
+        default=10.0,
+        help="requests per second at most, 0 for no limit (default 10)",
     )
     sync.add_argument(
         "--refresh",
         action="store_true",
         help="fetch settled windows again (repairs a corrupt partition)",
+    )
+    sync.add_argument(
+        "--max-attempts",
+        type=_positive,
+        default=6,
+        help="attempts per request before a window fails (default 6)",
     )
     sync.add_argument("--quiet", action="store_true", help="no progress bar (for cron)")
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import itertools
-from typing import Final
+from typing import Any, Final
 
+import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
@@ -31,6 +32,15 @@ FAILED_COLOR: Final = "#e76f51"
 PENDING_COLOR: Final = "#e9c46a"
 # DejaVu Sans ships with matplotlib and covers Vietnamese diacritics.
 FONT: Final = {"family": "DejaVu Sans"}
+
+
+def _interval(rows: pl.DataFrame) -> list[Any]:
+    # Rounding can leave a bound a hair on the wrong side of its rate; matplotlib refuses that.
+    rate = rows["delivery_rate"].to_numpy()
+    return [
+        np.maximum(rate - rows["delivery_rate_low"].to_numpy(), 0.0),
+        np.maximum(rows["delivery_rate_high"].to_numpy() - rate, 0.0),
+    ]
 
 
 def _vnd(value: float, _position: object = None) -> str:
@@ -74,10 +84,7 @@ def plot_delivery_by_campaign(report: pl.DataFrame, *, top: int = 15) -> Figure:
         return _empty(figure, title)
     axes = figure.add_subplot()
     rate = rows["delivery_rate"].to_numpy()
-    errors = [
-        rate - rows["delivery_rate_low"].to_numpy(),
-        rows["delivery_rate_high"].to_numpy() - rate,
-    ]
+    errors = _interval(rows)
     positions = range(rows.height)
     bars = axes.barh(
         positions, rate, xerr=errors, color=DELIVERED_COLOR, ecolor="#333333", capsize=3
@@ -206,10 +213,7 @@ def plot_carrier_performance(report: pl.DataFrame) -> Figure:
         )
         carriers = rows["carrier"].to_list()
         rate = rows["delivery_rate"].to_numpy()
-        errors = [
-            rate - rows["delivery_rate_low"].to_numpy(),
-            rows["delivery_rate_high"].to_numpy() - rate,
-        ]
+        errors = _interval(rows)
         axes.bar(
             carriers,
             rate,
@@ -237,10 +241,7 @@ def plot_failure_hotspots(report: pl.DataFrame) -> Figure:
     axes.barh(
         positions,
         rate,
-        xerr=[
-            rate - rows["delivery_rate_low"].to_numpy(),
-            rows["delivery_rate_high"].to_numpy() - rate,
-        ],
+        xerr=_interval(rows),
         color=[CARRIER_COLORS.get(name, "#7f7f7f") for name in rows["carrier"]],
         capsize=3,
     )

@@ -10,6 +10,7 @@ are dropped and the window is walked again, a bounded number of times.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -73,6 +74,9 @@ def fetch_window(
             counts.append(page.count_total)
             if page.rows:
                 frames.append(decode_rows(page.rows))
+            if page.number >= _page_limit(counts[0], page_size):
+                # Rows arrive faster than they can be paged: end this pass, it is inconsistent.
+                break
         fetched = pl.concat(frames) if frames else empty_frame()
         unique = fetched.unique(maintain_order=True).sort(ROW_ORDER, nulls_last=True)
         result = WindowResult(
@@ -99,6 +103,11 @@ def fetch_window(
         )
     assert result is not None
     return result
+
+
+def _page_limit(first_count: int, page_size: int) -> int:
+    """Pages one pass may walk: twice what the window had when the pass began, and then some."""
+    return 2 * math.ceil(first_count / page_size) + 5
 
 
 def fetch_days(

@@ -427,3 +427,21 @@ def test_no_secret_reaches_the_lake(lake: Path) -> None:
         if file.is_file():
             assert secret.encode() not in file.read_bytes()
             assert sim.api_key.encode() not in file.read_bytes()
+
+
+def test_a_window_growing_faster_than_it_can_be_paged_still_ends(lake: Path) -> None:
+    faults = Faults(arrivals_per_request=60)
+    with Simulator(now=NOW, daily_volume=100, faults=faults) as sim, sim.client() as client:
+        report = sync(
+            lake,
+            TODAY,
+            TODAY,
+            sms_types=[2],
+            client=client,
+            progress=False,
+            now=sim.clock.now(),
+            page_size=50,
+            max_passes=2,
+        )
+    assert report.windows[0].status == "incomplete"
+    assert report.windows[0].requests < 100
