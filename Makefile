@@ -53,3 +53,7 @@ notebooks-refresh: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) data/lake data/reports .pytest_cache .mypy_cache .ruff_cache
+
+## readme-cli: regenerate the README's CLI reference from --help
+readme-cli: $(RUNTIME_STAMP)
+	$(PY) scripts/update_readme_cli.py

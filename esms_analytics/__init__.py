@@ -2,7 +2,9 @@
 
 Fetch the ``GetSmsSentData_V2`` history, decode it to typed Polars frames,
 keep it in a Parquet lake that other engines read, and report delivery and
-cost. Importing the package touches no disk and no network.
+cost. Importing the package touches no disk and no network; plots live in
+``esms_analytics.plots`` (the only module importing matplotlib) and the
+simulator in ``esms_analytics.simulator``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ from esms_analytics.errors import (
     LakeLockedError,
     TransportError,
 )
+from esms_analytics.lake import LAKE_SCHEMA, LakeInfo, lake_info, read_lake
+from esms_analytics.reports import (
+    carrier_performance,
+    cost_breakdown,
+    delivery_by_campaign,
+    delivery_trend,
+    failure_hotspots,
+)
+from esms_analytics.sync import SyncReport, WindowReport, sync
 from esms_analytics.windows import WindowResult, fetch_window
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LAKE_SCHEMA",
     "SCHEMA",
     "ApiError",
     "AuthError",
@@ -36,12 +48,23 @@ __all__ = [
     "EsmsError",
     "IncompleteWindowError",
     "LakeError",
+    "LakeInfo",
     "LakeLockedError",
     "Page",
     "RetryPolicy",
+    "SyncReport",
     "TransportError",
     "Window",
+    "WindowReport",
     "WindowResult",
+    "carrier_performance",
+    "cost_breakdown",
     "decode_rows",
+    "delivery_by_campaign",
+    "delivery_trend",
+    "failure_hotspots",
     "fetch_window",
+    "lake_info",
+    "read_lake",
+    "sync",
 ]

@@ -144,20 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch what the lake lacks or what has not settled "
         "yet, one window per (type, day), into Hive partitions.",
     )
-    sync.add_argument("--lake", type=Path, required=True, help="lake directory (created if new)")
-    with_range(sync, required=True)
-    sync.add_argument("--base-url", help=f"service URL (default ${ENV_BASE_URL} or eSMS)")
     sync.add_argument(
-        "--workers", type=_positive, default=4, help="windows in parallel (default 4)"
+        "--lake", type=Path, metavar="PATH", required=True, help="lake directory (created if new)"
+    )
+    with_range(sync, required=True)
+    sync.add_argument(
+        "--base-url", metavar="URL", help=f"service URL (default ${ENV_BASE_URL} or eSMS)"
+    )
+    sync.add_argument(
+        "--workers", metavar="N", type=_positive, default=4, help="windows in parallel (default 4)"
     )
     sync.add_argument(
         "--settle-days",
+        metavar="DAYS",
         type=_not_negative,
         default=3,
         help="days after a day ends before it counts as final (default 3)",
     )
     sync.add_argument(
         "--rate-limit",
+        metavar="RPS",
         type=float,
         default=10.0,
         help="requests per second at most, 0 for no limit (default 10)",
@@ -169,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument(
         "--max-attempts",
+        metavar="N",
         type=_positive,
         default=6,
         help="attempts per request before a window fails (default 6)",
@@ -182,9 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_range(fetch, required=True)
     fetch.add_argument("--output", type=Path, required=True, help="FILE.parquet|.csv|.json")
-    fetch.add_argument("--base-url", help=f"service URL (default ${ENV_BASE_URL} or eSMS)")
+    fetch.add_argument(
+        "--base-url", metavar="URL", help=f"service URL (default ${ENV_BASE_URL} or eSMS)"
+    )
     fetch.add_argument(
         "--max-attempts",
+        metavar="N",
         type=_positive,
         default=6,
         help="attempts per request before giving up (default 6)",
@@ -198,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = lake_commands.add_parser(
         "info", help="days, rows, freshness, unsettled and missing days"
     )
-    info.add_argument("--lake", type=Path, required=True)
+    info.add_argument("--lake", type=Path, metavar="PATH", required=True)
 
     report = commands.add_parser(
         "report",
@@ -207,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "columns; table is for people. 'html' writes every report with plots to --output.",
     )
     report.add_argument("kind", choices=REPORT_KINDS)
-    report.add_argument("--lake", type=Path, required=True)
+    report.add_argument("--lake", type=Path, metavar="PATH", required=True)
     with_range(report, required=False)
     report.add_argument(
         "--campaign",
@@ -228,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--min-messages",
+        metavar="N",
         type=_positive,
         default=100,
         help="hotspots: smallest campaign x carrier volume (default 100)",
@@ -277,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sync ~90 days of every type from the embedded "
         "simulator, print the reports, write plots and an HTML page.",
     )
-    demo.add_argument("--lake", type=Path, default=Path("data/lake"))
+    demo.add_argument("--lake", type=Path, metavar="PATH", default=Path("data/lake"))
     demo.add_argument("--reports", type=Path, default=Path("data/reports"))
     demo.add_argument("--days", type=_positive, default=90)
     demo.add_argument("--daily-volume", type=_positive, default=2500)
@@ -508,6 +519,26 @@ def _demo(args: argparse.Namespace) -> int:
         daily_volume=args.daily_volume,
         progress=not args.quiet,
     )
+
+
+def reference_markdown() -> str:
+    """The CLI reference of the README: every command's ``--help``, 100 columns wide."""
+    import os
+    from unittest import mock
+
+    parser = build_parser()
+    sections = [("esms-analytics", parser)]
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for name, sub in action.choices.items():  # type: ignore[union-attr]
+            sections.append((f"esms-analytics {name}", sub))
+            for inner in sub._subparsers._group_actions if sub._subparsers else []:
+                for inner_name, inner_sub in inner.choices.items():  # type: ignore[union-attr]
+                    sections.append((f"esms-analytics {name} {inner_name}", inner_sub))
+    parts = []
+    with mock.patch.dict(os.environ, {"COLUMNS": "100"}):
+        for title, command in sections:
+            parts.append(f"#### `{title}`\n\n```text\n{command.format_help().rstrip()}\n```\n")
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":  # pragma: no cover
