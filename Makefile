@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck unit bench notebook notebooks-refresh readme-cli clean
+.PHONY: demo test lint typecheck unit bench notebook notebooks readme-cli clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,8 @@ demo: $(RUNTIME_STAMP)
 test: lint typecheck unit
 
 lint: $(DEV_STAMP)
-	$(PY) -m ruff check esms_analytics tests benchmarks
-	$(PY) -m ruff format --check esms_analytics tests benchmarks
+	$(PY) -m ruff check esms_analytics tests benchmarks scripts
+	$(PY) -m ruff format --check esms_analytics tests benchmarks scripts
 
 typecheck: $(DEV_STAMP)
 	$(PY) -m mypy
@@ -47,9 +47,9 @@ bench: $(DEV_STAMP)
 notebook: $(DEV_STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-## notebooks-refresh: re-execute the notebooks in place so their committed outputs are current
-notebooks-refresh: $(DEV_STAMP)
-	$(PY) -m esms_analytics._notebooks notebooks/*.ipynb
+## notebooks: rebuild the notebooks from scripts/build_notebooks.py and execute them in place
+notebooks: $(DEV_STAMP)
+	$(PY) scripts/build_notebooks.py
 
 clean:
 	rm -rf $(VENV) data/lake data/reports .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,9 @@ BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, re.DOTALL)
 
 
 def test_the_cli_reference_is_generated_from_help() -> None:
-    section = README.split("<!-- cli-reference:start -->\n")[1].split("<!-- cli-reference:end -->")[0]
+    section = README.split("<!-- cli-reference:start -->\n")[1].split("<!-- cli-reference:end -->")[
+        0
+    ]
     assert section == reference_markdown(), "run `make readme-cli`"
 
 
@@ -40,8 +42,9 @@ def test_every_code_block_of_the_readme_runs(
     monkeypatch.chdir(tmp_path)
     # The README's dates are fixed; the simulator's history must reach back to them.
     days = (date.today() - date(2026, 10, 1)).days + 30
-    with Simulator(days=days, daily_volume=150, api_key="your-api-key",
-                   secret_key="your-secret-key") as sim:
+    with Simulator(
+        days=days, daily_volume=150, api_key="your-api-key", secret_key="your-secret-key"
+    ) as sim:
         monkeypatch.setenv("ESMS_BASE_URL", sim.base_url)
         namespace: dict[str, object] = {}
         ran = 0
@@ -69,8 +72,18 @@ def test_every_code_block_of_the_readme_runs(
 def test_the_demo_runs_and_runs_again_incrementally(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["demo", "--days", "6", "--daily-volume", "300", "--lake", str(tmp_path / "lake"),
-            "--reports", str(tmp_path / "reports"), "--quiet"]
+    argv = [
+        "demo",
+        "--days",
+        "6",
+        "--daily-volume",
+        "300",
+        "--lake",
+        str(tmp_path / "lake"),
+        "--reports",
+        str(tmp_path / "reports"),
+        "--quiet",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "42 windows: 42 fetched" in out

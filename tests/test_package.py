@@ -10,7 +10,8 @@ import esms_analytics
 
 def test_all_lists_exactly_the_public_names() -> None:
     public = {
-        name for name, value in vars(esms_analytics).items()
+        name
+        for name, value in vars(esms_analytics).items()
         if not name.startswith("_") and not isinstance(value, type(sys)) and name != "annotations"
     }
     assert set(esms_analytics.__all__) == public
@@ -25,8 +26,9 @@ def test_importing_the_package_loads_no_matplotlib_and_no_simulator() -> None:
         " or m in ('esms_analytics.cli', 'esms_analytics.simulator', 'esms_analytics.plots')]\n"
         "print(loaded)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -39,7 +41,8 @@ def test_library_modules_never_import_the_edges() -> None:
         if module.stem in ("cli", "demo", "__main__"):
             continue
         text = module.read_text("utf-8")
-        assert not re.search(r"^\s*(from|import) esms_analytics\.(cli|simulator)\b", text,
-                             re.MULTILINE), module.name
+        assert not re.search(
+            r"^\s*(from|import) esms_analytics\.(cli|simulator)\b", text, re.MULTILINE
+        ), module.name
         if module.stem != "plots":
             assert not re.search(r"^\s*(from|import) matplotlib", text, re.MULTILINE), module.name

@@ -1,0 +1,313 @@
+"""Write the notebooks in notebooks/ from the cells below and execute them in place.
+
+``make notebooks`` runs this, so the committed notebooks carry fresh outputs and
+read as documentation; the test suite executes them again to prove they still run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+SETUP = """\
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+
+import esms_analytics as esms
+from esms_analytics.simulator import Simulator
+
+pl.Config.set_tbl_rows(12)
+pl.Config.set_fmt_str_lengths(40)"""
+
+START_SIMULATOR = """\
+# The embedded eSMS simulator: a real HTTP server on loopback with a seeded history.
+# With a real account, use esms.EsmsClient() instead (keys from ESMS_API_KEY / ESMS_SECRET_KEY).
+sim = Simulator(days=60, daily_volume=1500).start()
+client = sim.client()
+client"""
+
+SYNC_LAKE = """\
+lake_path = Path(tempfile.mkdtemp()) / "lake"
+report = esms.sync(lake_path, sim.today - timedelta(days=59), sim.today, client=client)
+print(report.summary())
+lake = esms.read_lake(lake_path)  # a LazyFrame: nothing is read until a report collects it"""
+
+STOP = """\
+client.close()
+sim.stop()"""
+
+CELLS: dict[str, list[tuple[str, str]]] = {
+    "01_quickstart": [
+        (
+            "md",
+            "# Quickstart: from eSMS to a typed DataFrame\n\n"
+            "One client, one call, one Polars DataFrame. This notebook runs against the "
+            "project's eSMS simulator, so it needs no account; with a real account only the "
+            "client line changes.",
+        ),
+        ("code", SETUP),
+        ("code", START_SIMULATOR),
+        (
+            "md",
+            "The client's repr never shows the keys. `fetch` walks every page of every day "
+            "in the range (1-based pages of up to 500 rows), checks each day against the "
+            "service's `CountTotal` and decodes it.",
+        ),
+        (
+            "code",
+            "week = client.fetch(sim.today - timedelta(days=7), sim.today - timedelta(days=1),"
+            " sms_type=2)\nweek.head()",
+        ),
+        (
+            "md",
+            "## The decoded columns\n\nOne declared schema, `esms.SCHEMA`, for every frame "
+            "and every file in the lake. Raw codes sit beside their labels.",
+        ),
+        ("code", "esms.SCHEMA"),
+        (
+            "md",
+            "Phone numbers arrive as `0…`, `84…`, `+84…` or in the old 11-digit form; "
+            "`phone_e164` normalises them and `carrier` is estimated from the prefix (the "
+            "carrier that first issued the number).",
+        ),
+        (
+            "code",
+            'week.select("phone", "phone_e164", "carrier").filter(\n'
+            '    ~pl.col("phone").str.starts_with("0") | (pl.col("phone").str.len_chars()'
+            " == 11)\n).head(8)",
+        ),
+        (
+            "md",
+            "`SentTime` comes as `/Date(1705484048995+0700)/`: milliseconds since the epoch "
+            "in UTC; the `+0700` only names the server's zone. `sent_at` is a real "
+            "time-zone-aware datetime in Vietnam time.",
+        ),
+        (
+            "code",
+            "page = client.get_page(esms.Window.for_day(sim.today - timedelta(days=1)), "
+            "sms_type=2, page_size=2)\n"
+            "print(page.count_total, 'rows in the window;', page.pages_total, "
+            "'pages of 2')\n"
+            "page.rows[0]",
+        ),
+        (
+            "code",
+            'esms.decode_rows(page.rows).select("sent_at", "send_status_label", '
+            '"send_result_label", "is_final", "encoding", "segments")',
+        ),
+        ("md", "## What happened to them"),
+        (
+            "code",
+            'week.group_by("send_result_label").agg(pl.len().alias("messages"))'
+            '.sort("messages", descending=True)',
+        ),
+        ("code", STOP),
+    ],
+    "02_delivery_by_campaign": [
+        (
+            "md",
+            "# Delivery by campaign\n\n"
+            "Sync two months into a Parquet lake, then ask which campaigns delivered. "
+            "`delivery_rate` = delivered / (delivered + failed): messages still waiting for "
+            "a carrier report are left out, and campaigns with such messages are marked "
+            "`provisional`.",
+        ),
+        ("code", "%matplotlib inline\n" + SETUP + "\nfrom esms_analytics import plots"),
+        ("code", START_SIMULATOR),
+        ("code", SYNC_LAKE),
+        ("code", "delivery = esms.delivery_by_campaign(lake)\ndelivery"),
+        (
+            "md",
+            "The 95% Wilson interval (`delivery_rate_low`, `delivery_rate_high`) stays honest "
+            "for small campaigns. Provisional campaigns can still move:",
+        ),
+        (
+            "code",
+            'delivery.filter("provisional").select("campaign", "messages", '
+            '"pending", "delivery_rate", "last_sent")',
+        ),
+        ("code", "plots.plot_delivery_by_campaign(delivery)"),
+        ("md", "## Trend and carriers"),
+        (
+            "code",
+            'weekly = esms.delivery_trend(lake, every="1w")\nplots.plot_delivery_trend(weekly)',
+        ),
+        (
+            "code",
+            'by_carrier = esms.delivery_trend(lake, every="1d", by="carrier", '
+            "start=sim.today - timedelta(days=20))\nplots.plot_delivery_trend(by_carrier)",
+        ),
+        ("code", "carriers = esms.carrier_performance(lake, sms_types=[1, 2])\ncarriers"),
+        ("code", "plots.plot_carrier_performance(carriers)"),
+        ("md", "## Where failures concentrate"),
+        (
+            "code",
+            "hotspots = esms.failure_hotspots(lake, min_messages=200, top=10)\n"
+            "plots.plot_failure_hotspots(hotspots)",
+        ),
+        ("code", STOP),
+    ],
+    "03_costs": [
+        (
+            "md",
+            "# What it cost\n\n"
+            "Costs are `sell_price` as eSMS reports it, in VND. Whether failed messages are "
+            "billed, and whether long messages cost per segment, is not documented by eSMS: "
+            "these reports show what the data says.",
+        ),
+        ("code", "%matplotlib inline\n" + SETUP + "\nfrom esms_analytics import plots"),
+        ("code", START_SIMULATOR),
+        ("code", SYNC_LAKE),
+        ("code", 'by_type = esms.cost_breakdown(lake, by="sms_type", totals=True)\nby_type'),
+        (
+            "md",
+            "`cost_failed_vnd` is spend on messages that never arrived; "
+            "`cost_per_delivered_vnd` spreads all spend over the delivered ones.",
+        ),
+        (
+            "code",
+            'by_type.select("sms_type", "cost_vnd", "cost_failed_vnd", "cost_per_delivered_vnd")',
+        ),
+        ("code", 'plots.plot_cost_breakdown(esms.cost_breakdown(lake, by="campaign"))'),
+        ("code", 'esms.cost_breakdown(lake, by=["month", "carrier"]).head(10)'),
+        (
+            "md",
+            "## Segments and Unicode\n\nVietnamese with diacritics is sent as UCS-2: 70 "
+            "characters for one segment instead of 160, so the same words can cost two or "
+            "three times as much.",
+        ),
+        (
+            "code",
+            'lake.filter(pl.col("sms_type").is_in([1, 2])).group_by("encoding", '
+            '"segments").agg(\n'
+            "    messages=pl.len(),\n"
+            '    mean_length=pl.col("length").mean().round(0),\n'
+            '    mean_price_vnd=pl.col("sell_price").mean().round(0),\n'
+            ').sort("encoding", "segments").collect()',
+        ),
+        ("code", STOP),
+    ],
+    "04_lake_in_other_engines": [
+        (
+            "md",
+            "# The lake in other engines\n\n"
+            "The lake is plain Hive-partitioned Parquet written by our own code: "
+            "`sms/sms_type=<code>/date=<YYYY-MM-DD>/part-0.parquet`. DuckDB, pyarrow, Spark, "
+            "Trino and Athena read it as it is.",
+        ),
+        (
+            "code",
+            SETUP + "\nimport duckdb\nimport pyarrow.dataset as ds\nimport pyarrow.parquet as pq",
+        ),
+        ("code", START_SIMULATOR),
+        ("code", SYNC_LAKE),
+        ("code", 'sorted(str(p.relative_to(lake_path)) for p in lake_path.rglob("*.parquet"))[:5]'),
+        ("md", "## DuckDB SQL"),
+        (
+            "code",
+            'duckdb.sql(f"""\n'
+            "    SELECT sms_type, carrier,\n"
+            "           count(*) AS messages,\n"
+            "           round(100 * count(*) FILTER (WHERE send_result = 1)\n"
+            "                 / count(*) FILTER (WHERE send_result IN (0, 1)), 1)"
+            " AS delivery_pct,\n"
+            "           sum(sell_price) AS cost_vnd\n"
+            "    FROM read_parquet('{lake_path}/sms/**/*.parquet', hive_partitioning = true)\n"
+            "    WHERE date >= current_date - INTERVAL 30 DAY\n"
+            "    GROUP BY ALL ORDER BY sms_type, messages DESC\n"
+            '""").pl().head(10)',
+        ),
+        (
+            "md",
+            "## pyarrow\n\nThe partition keys come from the path; inside the files, "
+            "`sent_at` is a microsecond timestamp adjusted to UTC, with the Vietnam zone in "
+            "the Arrow schema, and the schema version in the metadata.",
+        ),
+        (
+            "code",
+            'dataset = ds.dataset(lake_path / "sms", format="parquet", '
+            'partitioning="hive")\n'
+            'print(dataset.count_rows(), "rows;", lake.select(pl.len()).collect().item(), '
+            '"through read_lake")\n'
+            'first = next(lake_path.rglob("part-0.parquet"))\n'
+            "schema = pq.read_schema(first)\n"
+            'print(schema.field("sent_at"))\n'
+            'print(schema.metadata[b"esms_analytics.schema_version"])',
+        ),
+        (
+            "md",
+            "## Freshness\n\n`lake_info` reads the manifest: what was fetched when, and which "
+            "days are not settled yet (they will be fetched again by the next sync).",
+        ),
+        ("code", "print(esms.lake_info(lake_path).summary())"),
+        (
+            "md",
+            "## Spark, Trino, Athena\n\n"
+            "```python\n"
+            'df = spark.read.parquet("s3://bucket/esms/sms")  # sms_type, date discovered\n'
+            'df.where("date >= \'2026-11-01\' AND sms_type = 2").groupBy("carrier").count()\n'
+            "```\n\n"
+            "```sql\n"
+            "-- Trino (Hive connector) / Athena\n"
+            "CREATE TABLE esms.sms (sms_id BIGINT, reference_id VARCHAR, campaign VARCHAR,\n"
+            "  content VARCHAR, phone VARCHAR, phone_e164 VARCHAR, carrier VARCHAR,\n"
+            "  sell_price DOUBLE, sms_type_label VARCHAR, send_status TINYINT,\n"
+            "  send_status_label VARCHAR, send_result TINYINT, send_result_label VARCHAR,\n"
+            "  is_final BOOLEAN, sent_at TIMESTAMP(6) WITH TIME ZONE, encoding VARCHAR,\n"
+            "  segments SMALLINT, length INTEGER, sms_type INTEGER, date DATE)\n"
+            "WITH (external_location = 's3://bucket/esms/sms', format = 'PARQUET',\n"
+            "      partitioned_by = ARRAY['sms_type', 'date']);\n"
+            "CALL system.sync_partition_metadata('esms', 'sms', 'ADD');\n"
+            "```\n\n"
+            "These engines are not installed here, so these two cells are text; the DuckDB "
+            "and pyarrow cells above run on every test run.",
+        ),
+        ("code", STOP),
+    ],
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    """The notebook ``name`` from its cells, without outputs."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    notebook.metadata["language_info"] = {"name": "python"}
+    for kind, source in CELLS[name]:
+        cell = (
+            nbformat.v4.new_markdown_cell(source)
+            if kind == "md"
+            else nbformat.v4.new_code_cell(source)
+        )
+        notebook.cells.append(cell)
+    return notebook
+
+
+def main(names: list[str]) -> None:
+    for name in names or list(CELLS):
+        notebook = build(name)
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        ).execute()
+        for index, cell in enumerate(notebook.cells):
+            cell["id"] = f"{name[:2]}-{index:02d}"
+        nbformat.write(notebook, NOTEBOOKS / f"{name}.ipynb")
+        print(f"wrote notebooks/{name}.ipynb")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
