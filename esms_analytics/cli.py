@@ -61,6 +61,9 @@ logger = logging.getLogger("esms_analytics")
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2, like every other error."""
 
+    #: Every command's parser by its full name ("lake info"), for the README reference.
+    commands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> Any:
         self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 
@@ -96,7 +99,7 @@ def _not_negative(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     """The argument parser of every command (the README's CLI reference is its --help)."""
     parser = _Parser(
         prog="esms-analytics",
@@ -293,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive, default=90)
     demo.add_argument("--daily-volume", type=_positive, default=2500)
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.commands = {
+        "sync": sync,
+        "fetch": fetch,
+        "lake": lake,
+        "lake info": info,
+        "report": report,
+        "simulate": simulate,
+        "demo": demo,
+    }
     return parser
 
 
@@ -527,13 +539,9 @@ def reference_markdown() -> str:
     from unittest import mock
 
     parser = build_parser()
-    sections = [("esms-analytics", parser)]
-    for action in parser._subparsers._group_actions if parser._subparsers else []:
-        for name, sub in action.choices.items():  # type: ignore[union-attr]
-            sections.append((f"esms-analytics {name}", sub))
-            for inner in sub._subparsers._group_actions if sub._subparsers else []:
-                for inner_name, inner_sub in inner.choices.items():  # type: ignore[union-attr]
-                    sections.append((f"esms-analytics {name} {inner_name}", inner_sub))
+    sections = [("esms-analytics", parser)] + [
+        (f"esms-analytics {name}", command) for name, command in parser.commands.items()
+    ]
     parts = []
     with mock.patch.dict(os.environ, {"COLUMNS": "100"}):
         for title, command in sections:

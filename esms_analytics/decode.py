@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from esms_analytics.client import RAW_SCHEMA, Page
 from esms_analytics.codes import (
     CARRIERS,
     SEND_RESULTS,
@@ -65,24 +66,6 @@ SCHEMA: Final = pl.Schema(
         "length": pl.Int32(),
     }
 )
-
-# Fields as the service names them. "RefercenceId" is the spelling of the
-# documentation's table; "SentStatus" the boolean of older responses.
-_RAW_FIELDS: Final = (
-    "SmsId",
-    "ReferenceId",
-    "RefercenceId",
-    "Campaign",
-    "Content",
-    "Phone",
-    "SellPrice",
-    "SmsType",
-    "SendStatus",
-    "SendResult",
-    "SentStatus",
-    "SentTime",
-)
-_RAW_SCHEMA: Final = pl.Schema({name: pl.String for name in _RAW_FIELDS})
 
 _WCF_DATE: Final = r"^\\?/Date\((-?\d+)([+-]\d{4})?\)\\?/$"
 _LEGACY_DATE_FORMAT: Final = "%d/%m/%Y %H:%M:%S"
@@ -181,65 +164,100 @@ def decode_rows(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
     """
     if not rows:
         return empty_frame()
-    raw = pl.from_dicts(rows, schema=_RAW_SCHEMA, strict=False)
+    return decode_raw(pl.from_dicts(rows, schema=RAW_SCHEMA, strict=False))
+
+
+def decode_raw(raw: pl.DataFrame) -> pl.DataFrame:
+    """Decode rows already in a frame of strings with :data:`RAW_SCHEMA` (the wire's fields).
+
+    The client builds such frames straight from the response bytes, which is
+    the fast path; :func:`decode_rows` builds one from dicts.
+    """
+    if raw.height == 0:
+        return empty_frame()
     numeric = ("SmsId", "SellPrice", "SmsType", "SendStatus", "SendResult", "SentStatus")
-    raw = raw.with_columns(
-        # Surrounding blanks and empty strings of numeric fields are as absent as nulls.
-        pl.col(*numeric, "SentTime").str.strip_chars().replace("", None),
-        pl.coalesce("ReferenceId", "RefercenceId").fill_null("").alias("ReferenceId"),
-    )
-    _require(raw, ("SmsId", "Phone", "SmsType", "SendStatus", "SentTime"))
     legacy_result = (
         pl.col("SentStatus")
         .str.to_lowercase()
         .replace_strict({"true": "1", "false": "0", "1": "1", "0": "0"}, default=None)
     )
-    typed = raw.select(
-        "ReferenceId",
-        sms_id=_integer("SmsId", pl.Int64),
-        sell_price=pl.col("SellPrice").cast(pl.Float64, strict=False),
-        sms_type=_integer("SmsType", pl.Int16),
-        send_status=_integer("SendStatus", pl.Int8),
-        send_result=_integer(pl.coalesce("SendResult", legacy_result), pl.Int8),
-        epoch_ms=pl.col("SentTime").str.extract(_WCF_DATE, 1).cast(pl.Int64, strict=False),
-        local_time=pl.col("SentTime").str.strptime(
-            pl.Datetime("us"), _LEGACY_DATE_FORMAT, strict=False
-        ),
+    # Staged columns: each intermediate is computed once, then reused.
+    staged = (
+        raw.lazy()
+        .with_columns(
+            # Surrounding blanks and empty strings of numeric fields are as absent as nulls.
+            pl.col(*numeric, "SentTime").str.strip_chars().replace("", None),
+            pl.coalesce("ReferenceId", "RefercenceId").fill_null("").alias("ReferenceId"),
+            _digits=_phone_digits(pl.col("Phone")),
+            _gsm7=pl.col("Content").str.contains(_GSM7_TEXT),
+            length=pl.col("Content").str.len_chars(),
+        )
+        .with_columns(
+            SendResult=pl.coalesce("SendResult", legacy_result),
+            _national=_national(pl.col("_digits")),
+        )
+        .with_columns(
+            sms_id=_integer("SmsId", pl.Int64),
+            sell_price=pl.col("SellPrice").cast(pl.Float64, strict=False),
+            sms_type=_integer("SmsType", pl.Int16),
+            send_status=_integer("SendStatus", pl.Int8),
+            send_result=_integer("SendResult", pl.Int8),
+            epoch_ms=pl.col("SentTime").str.extract(_WCF_DATE, 1).cast(pl.Int64, strict=False),
+            local_time=pl.col("SentTime").str.strptime(
+                pl.Datetime("us"), _LEGACY_DATE_FORMAT, strict=False
+            ),
+            _mobile=_valid_mobile(pl.col("_national")),
+            _units=pl.col("length")
+            + pl.when(pl.col("_gsm7"))
+            .then(pl.col("Content").str.count_matches(_GSM7_EXT_CHAR))
+            .otherwise(pl.col("Content").str.count_matches(_ASTRAL_CHAR)),
+        )
+        .collect()
     )
-    _check_cast(raw, typed, "SmsId", "sms_id")
-    _check_cast(raw, typed, "SellPrice", "sell_price")
-    _check_cast(raw, typed, "SmsType", "sms_type")
-    _check_cast(raw, typed, "SendStatus", "send_status")
-    _check_cast(
-        raw.with_columns(SendResult=pl.coalesce("SendResult", "SentStatus")),
-        typed,
-        "SendResult",
-        "send_result",
-    )
-    _require(typed.rename({"send_result": "SendResult"}), ("SendResult",), raw_key=raw)
+    _require(staged, ("SmsId", "Phone", "SmsType", "SendStatus", "SentTime", "SendResult"))
+    for field, column in (
+        ("SmsId", "sms_id"),
+        ("SellPrice", "sell_price"),
+        ("SmsType", "sms_type"),
+        ("SendStatus", "send_status"),
+        ("SendResult", "send_result"),
+    ):
+        failed = staged[field].is_not_null() & staged[column].is_null()
+        if failed.any():
+            _raise_bad(staged, failed, field, f"expected a number fitting {SCHEMA[column]}")
     in_range = pl.col("epoch_ms").is_between(_MIN_EPOCH_MS, _MAX_EPOCH_MS)
-    bad_time = typed.select(
+    bad_time = staged.select(
         ~(in_range.fill_null(False) | pl.col("local_time").is_not_null())
     ).to_series()
     if bad_time.any():
         _raise_bad(
-            raw, bad_time, "SentTime", "expected /Date(milliseconds+0700)/ or dd/MM/yyyy HH:mm:ss"
+            staged,
+            bad_time,
+            "SentTime",
+            "expected /Date(milliseconds+0700)/ or dd/MM/yyyy HH:mm:ss",
         )
     for column, table in (
         ("sms_type", SMS_TYPES),
         ("send_status", SEND_STATUSES),
         ("send_result", SEND_RESULTS),
     ):
-        _warn_unknown(typed[column], column, table)
+        _warn_unknown(staged[column], column, table)
 
-    frame = pl.concat([raw.select("Campaign", "Content", "Phone"), typed], how="horizontal")
-    return frame.select(
+    gsm7, units = pl.col("_gsm7"), pl.col("_units")
+    single = pl.when(gsm7).then(GSM7_SINGLE).otherwise(UCS2_SINGLE)
+    multi = pl.when(gsm7).then(GSM7_MULTI).otherwise(UCS2_MULTI)
+    national = pl.when(pl.col("_mobile")).then(pl.col("_national"))
+    return staged.select(
         "sms_id",
         reference_id=pl.col("ReferenceId"),
         campaign=pl.col("Campaign"),
         content=pl.col("Content"),
         phone=pl.col("Phone"),
-        **_phone_columns(pl.col("Phone")),
+        phone_e164=pl.lit("+84") + national.str.slice(1),
+        carrier=national.str.slice(0, 3)
+        .replace_strict(MOBILE_PREFIXES, default=UNKNOWN, return_dtype=pl.String)
+        .fill_null(UNKNOWN)
+        .cast(CARRIER_DTYPE),
         sell_price="sell_price",
         sms_type="sms_type",
         sms_type_label=_label("sms_type", SMS_TYPES, SMS_TYPE_LABEL_DTYPE),
@@ -257,16 +275,16 @@ def decode_rows(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
             .dt.convert_time_zone(TIME_ZONE)
         )
         .otherwise(pl.col("local_time").dt.replace_time_zone(TIME_ZONE)),
-        **_text_columns(pl.col("Content")),
+        encoding=pl.when(gsm7).then(pl.lit("gsm7")).otherwise(pl.lit("ucs2")),
+        segments=pl.when(units <= single).then(1).otherwise((units + multi - 1) // multi),
+        length="length",
     ).cast(dict(SCHEMA))  # type: ignore[arg-type]
 
 
-def decode_pages(pages: Iterable[Any]) -> pl.DataFrame:
-    """Decode the rows of several :class:`~esms_analytics.client.Page` objects at once."""
-    rows: list[Mapping[str, Any]] = []
-    for page in pages:
-        rows.extend(page.rows)
-    return decode_rows(rows)
+def decode_pages(pages: Iterable[Page]) -> pl.DataFrame:
+    """Decode the rows of several pages at once, from their raw string frames."""
+    raws = [page.raw for page in pages if page.raw.height]
+    return decode_raw(pl.concat(raws)) if raws else empty_frame()
 
 
 def is_final_expr() -> pl.Expr:
@@ -284,7 +302,17 @@ def normalize_phone(phone: pl.Expr) -> pl.Expr:
     >>> pl.select(normalize_phone(pl.lit("+84 1689 123 456"))).item()
     '0389123456'
     """
-    digits = phone.str.replace_all(r"[\s.\-()]", "").str.replace(r"^\+", "")
+    national = _national(_phone_digits(phone))
+    return pl.when(_valid_mobile(national)).then(national)
+
+
+def _phone_digits(phone: pl.Expr) -> pl.Expr:
+    return phone.str.replace_all(r"[\s.\-()]", "").str.replace(r"^\+", "")
+
+
+def _national(digits: pl.Expr) -> pl.Expr:
+    # 84 + 9 or 10 digits, or 9 digits without the trunk 0, become 0 + digits; then the
+    # 11-digit numbers of before 2018 take their new 3-digit prefix.
     national = (
         pl.when(digits.str.contains(r"^84\d{9,10}$"))
         .then(pl.lit("0") + digits.str.slice(2))
@@ -292,7 +320,7 @@ def normalize_phone(phone: pl.Expr) -> pl.Expr:
         .then(pl.lit("0") + digits)
         .otherwise(digits)
     )
-    converted = (
+    return (
         pl.when(national.str.len_chars() == 11)
         .then(
             national.str.slice(0, 4).replace_strict(OLD_PREFIXES, default=None)
@@ -300,39 +328,12 @@ def normalize_phone(phone: pl.Expr) -> pl.Expr:
         )
         .otherwise(national)
     )
-    prefix = converted.str.slice(0, 3)
-    valid = converted.str.contains(r"^0\d{9}$") & prefix.is_in(list(MOBILE_PREFIXES))
-    return pl.when(valid).then(converted).otherwise(None)
 
 
-def _phone_columns(phone: pl.Expr) -> dict[str, pl.Expr]:
-    national = normalize_phone(phone)
-    return {
-        "phone_e164": pl.lit("+84") + national.str.slice(1),
-        "carrier": national.str.slice(0, 3)
-        .replace_strict(MOBILE_PREFIXES, default=UNKNOWN, return_dtype=pl.String)
-        .fill_null(UNKNOWN)
-        .cast(CARRIER_DTYPE),
-    }
-
-
-def _text_columns(content: pl.Expr) -> dict[str, pl.Expr]:
-    gsm7 = content.str.contains(_GSM7_TEXT)
-    length = content.str.len_chars()
-    # Extension characters take two septets; astral characters (emoji) two UTF-16 units.
-    units = (
-        pl.when(gsm7)
-        .then(length + content.str.count_matches(_GSM7_EXT_CHAR))
-        .otherwise(length + content.str.count_matches(_ASTRAL_CHAR))
+def _valid_mobile(national: pl.Expr) -> pl.Expr:
+    return national.str.contains(r"^0\d{9}$") & national.str.slice(0, 3).is_in(
+        list(MOBILE_PREFIXES)
     )
-    single = pl.when(gsm7).then(GSM7_SINGLE).otherwise(UCS2_SINGLE)
-    multi = pl.when(gsm7).then(GSM7_MULTI).otherwise(UCS2_MULTI)
-    segments = pl.when(units <= single).then(1).otherwise((units + multi - 1) // multi)
-    return {
-        "encoding": pl.when(gsm7).then(pl.lit("gsm7")).otherwise(pl.lit("ucs2")),
-        "segments": segments,
-        "length": length,
-    }
 
 
 def _label(column: str, table: Mapping[int, str], dtype: pl.Enum) -> pl.Expr:
@@ -345,20 +346,11 @@ def _integer(column: str | pl.Expr, dtype: type[pl.DataType]) -> pl.Expr:
     return expr.str.replace(r"\.0*$", "").cast(dtype, strict=False)
 
 
-def _check_cast(raw: pl.DataFrame, typed: pl.DataFrame, field: str, column: str) -> None:
-    failed = raw[field].is_not_null() & typed[column].is_null()
-    if failed.any():
-        _raise_bad(raw, failed, field, f"expected a number fitting {typed.schema[column]}")
-
-
-def _require(
-    frame: pl.DataFrame, fields: Sequence[str], raw_key: pl.DataFrame | None = None
-) -> None:
-    keyed = raw_key if raw_key is not None else frame
+def _require(frame: pl.DataFrame, fields: Sequence[str]) -> None:
     for field in fields:
         missing = frame[field].is_null()
         if missing.any():
-            _raise_bad(keyed, missing, field, "the field is required but missing or null")
+            _raise_bad(frame, missing, field, "the field is required but missing or null")
 
 
 def _raise_bad(raw: pl.DataFrame, mask: pl.Series, field: str, expected: str) -> None:

@@ -280,6 +280,19 @@ def lake_lock(lake: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
+def remove_stale_temporaries(lake: Path) -> int:
+    """Delete the temporary files a killed sync left behind; call it holding the lock.
+
+    Only a sync holding the lock writes temporary files, so under the lock every
+    one found is litter of a process that died mid-write. Returns how many.
+    """
+    stale = [*lake.glob(f".{MANIFEST_NAME}.*.tmp"), *lake.glob(f"{DATA_DIR}/*/*/.*.tmp")]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return len(stale)
+
+
 # -- reading ------------------------------------------------------------------
 
 

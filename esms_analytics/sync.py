@@ -45,6 +45,7 @@ from esms_analytics.lake import (
     lake_lock,
     open_lake,
     partition_path,
+    remove_stale_temporaries,
     write_partition,
 )
 from esms_analytics.windows import DEFAULT_PASSES, fetch_window
@@ -194,6 +195,8 @@ def sync(
     esms = client or EsmsClient()
     try:
         with lake_lock(path):
+            if removed := remove_stale_temporaries(path):
+                logger.info("removed %d temporary files left by an interrupted sync", removed)
             manifest = Manifest(path)
             todo, report = [], SyncReport()
             for day in days:

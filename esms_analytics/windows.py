@@ -18,13 +18,16 @@ from datetime import date
 import polars as pl
 
 from esms_analytics.client import MAX_PAGE_SIZE, EsmsClient, Window, day_range, sms_type_list
-from esms_analytics.decode import decode_rows, empty_frame
+from esms_analytics.decode import decode_raw, empty_frame
 from esms_analytics.errors import IncompleteWindowError
 
 logger = logging.getLogger("esms_analytics")
 
 #: How many walks of one window before it is reported incomplete.
 DEFAULT_PASSES = 3
+#: Pages are decoded in batches of about this many rows: one decode has a fixed cost of a
+#: few milliseconds, which a 500-row page would pay 40 times over (see BENCHMARKS.md).
+DECODE_BATCH_ROWS = 20_000
 #: Row order inside a window: stable across fetches, so equal data gives equal files.
 ROW_ORDER = ("sent_at", "sms_id", "reference_id", "phone")
 
@@ -61,22 +64,28 @@ def fetch_window(
 ) -> WindowResult:
     """Fetch one window completely, or report after ``max_passes`` that it kept changing.
 
-    Pages are decoded as they arrive, so memory holds the typed rows of one
-    window, never its JSON.
+    Each response is parsed to a frame of strings as it arrives and decoded in
+    batches of :data:`DECODE_BATCH_ROWS`, so memory holds the typed rows of one
+    window and at most one batch of raw strings, never the window's JSON.
     """
     requests = 0
     result: WindowResult | None = None
     for number in range(1, max_passes + 1):
         frames: list[pl.DataFrame] = []
+        batch: list[pl.DataFrame] = []
         counts: list[int] = []
         for page in client.iter_pages(window, sms_type, page_size=page_size):
             requests += page.attempts
             counts.append(page.count_total)
-            if page.rows:
-                frames.append(decode_rows(page.rows))
+            batch.append(page.raw)
+            if sum(raw.height for raw in batch) >= DECODE_BATCH_ROWS:
+                frames.append(decode_raw(pl.concat(batch)))
+                batch = []
             if page.number >= _page_limit(counts[0], page_size):
                 # Rows arrive faster than they can be paged: end this pass, it is inconsistent.
                 break
+        if batch:
+            frames.append(decode_raw(pl.concat(batch)))
         fetched = pl.concat(frames) if frames else empty_frame()
         unique = fetched.unique(maintain_order=True).sort(ROW_ORDER, nulls_last=True)
         result = WindowResult(

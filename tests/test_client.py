@@ -349,3 +349,41 @@ def test_a_rate_limited_client_really_waits(sim: Simulator) -> None:
         list(client.iter_pages(Window.for_day(DAY), 2, page_size=20))
     with pytest.raises(ConfigError):
         RateLimiter(0)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # Unknown fields, nested or not, are ignored by the fast path.
+        (
+            b'{"CodeResult":"100","CountTotal":"1","SentData":[{"SmsId":"7","Extra":[1,{"b":2}]}]}',
+            {"SmsId": "7", "Campaign": None},
+        ),
+        # A value of the wrong JSON type falls back to the slow path and stays visible.
+        (
+            b'{"CodeResult":100,"CountTotal":1,"SentData":[{"SmsId":1,"Campaign":{"name":"x"}}]}',
+            {"SmsId": "1", "Campaign": '{"name": "x"}'},
+        ),
+    ],
+)
+def test_odd_but_valid_bodies_keep_every_row(body: bytes, expected: dict[str, object]) -> None:
+    from esms_analytics.client import _Envelope, _parse_envelope
+
+    envelope = _parse_envelope(body)
+    assert isinstance(envelope, _Envelope)
+    assert envelope.code == "100"
+    assert envelope.raw.select(list(expected)).row(0, named=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"<html>busy</html>", "not valid JSON"),
+        (b"[1, 2]", "no CodeResult"),
+        (b'{"CodeResult":"100","SentData":{"a":1}}', "SentData is not a list"),
+    ],
+)
+def test_unusable_bodies_are_named(body: bytes, problem: str) -> None:
+    from esms_analytics.client import _parse_envelope
+
+    assert problem in str(_parse_envelope(body))

@@ -445,3 +445,15 @@ def test_a_window_growing_faster_than_it_can_be_paged_still_ends(lake: Path) -> 
         )
     assert report.windows[0].status == "incomplete"
     assert report.windows[0].requests < 100
+
+
+def test_the_next_sync_clears_what_a_killed_one_left(sim: Simulator, lake: Path) -> None:
+    synced(sim, lake, sms_types=[2])
+    partition = next(lake.glob("sms/sms_type=2/date=*"))
+    litter = [partition / ".part-0.parquet.999.1.tmp", lake / "._manifest.json.999.tmp"]
+    for path in litter:
+        path.write_bytes(b"half written")
+    before = lake_frame(lake)
+    synced(sim, lake, sms_types=[2])
+    assert not any(path.exists() for path in litter)
+    assert_frame_equal(lake_frame(lake), before)
