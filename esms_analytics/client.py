@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 import requests
+import requests.adapters
 
 from esms_analytics.codes import VN_TZ, check_sms_type
 from esms_analytics.errors import ApiError, AuthError, ConfigError, TransportError
@@ -329,6 +330,9 @@ class EsmsClient:
         self._sleep = sleep
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json"})
+        # Enough pooled connections for a sync's window and page threads.
+        self._session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+        self._session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
         self.requests_made = 0
         self._count_lock = threading.Lock()
 

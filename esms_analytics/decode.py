@@ -205,7 +205,9 @@ def decode_raw(raw: pl.DataFrame) -> pl.DataFrame:
             epoch_ms=pl.col("SentTime").str.extract(_WCF_DATE, 1).cast(pl.Int64, strict=False),
             local_time=pl.col("SentTime").str.strptime(
                 pl.Datetime("us"), _LEGACY_DATE_FORMAT, strict=False
-            ),
+            )
+            if _has_legacy_dates(raw)
+            else pl.lit(None, pl.Datetime("us")),
             _mobile=_valid_mobile(pl.col("_national")),
             _units=pl.col("length")
             + pl.when(pl.col("_gsm7"))
@@ -281,6 +283,11 @@ def decode_raw(raw: pl.DataFrame) -> pl.DataFrame:
     ).cast(dict(SCHEMA))  # type: ignore[arg-type]
 
 
+def _has_legacy_dates(raw: pl.DataFrame) -> bool:
+    # Nearly every page has only /Date()/ values; parsing the old form is then skipped.
+    return bool(raw.select((~pl.col("SentTime").str.contains(r"^\s*\\?/Date\(")).any()).item())
+
+
 def decode_pages(pages: Iterable[Page]) -> pl.DataFrame:
     """Decode the rows of several pages at once, from their raw string frames."""
     raws = [page.raw for page in pages if page.raw.height]
@@ -307,16 +314,18 @@ def normalize_phone(phone: pl.Expr) -> pl.Expr:
 
 
 def _phone_digits(phone: pl.Expr) -> pl.Expr:
-    return phone.str.replace_all(r"[\s.\-()]", "").str.replace(r"^\+", "")
+    return phone.str.replace_all(r"[\s.\-()]", "").str.strip_prefix("+")
 
 
 def _national(digits: pl.Expr) -> pl.Expr:
     # 84 + 9 or 10 digits, or 9 digits without the trunk 0, become 0 + digits; then the
-    # 11-digit numbers of before 2018 take their new 3-digit prefix.
+    # 11-digit numbers of before 2018 take their new 3-digit prefix. Plain string tests
+    # instead of regexes: _valid_mobile checks the digits of the result anyway.
+    length = digits.str.len_chars()
     national = (
-        pl.when(digits.str.contains(r"^84\d{9,10}$"))
+        pl.when(digits.str.starts_with("84") & length.is_between(11, 12))
         .then(pl.lit("0") + digits.str.slice(2))
-        .when(digits.str.contains(r"^[1-9]\d{8}$"))
+        .when((length == 9) & ~digits.str.starts_with("0"))
         .then(pl.lit("0") + digits)
         .otherwise(digits)
     )

@@ -140,14 +140,71 @@ def _campaign() -> pl.Expr:
     return pl.when(name.is_null() | (name == "")).then(pl.lit(NO_CAMPAIGN)).otherwise(name)
 
 
-def _outcomes() -> list[pl.Expr]:
+Merge = Literal["sum", "min", "max", "any"]
+
+
+def _outcomes() -> dict[str, tuple[pl.Expr, Merge]]:
     result = pl.col("send_result")
-    return [
-        pl.len().cast(pl.Int64).alias("messages"),
-        (result == 1).sum().cast(pl.Int64).alias("delivered"),
-        (result == 0).sum().cast(pl.Int64).alias("failed"),
-        (~result.is_in([0, 1]) | result.is_null()).sum().cast(pl.Int64).alias("pending"),
-    ]
+    return {
+        "messages": (pl.len().cast(pl.Int64), "sum"),
+        "delivered": ((result == 1).sum().cast(pl.Int64), "sum"),
+        "failed": ((result == 0).sum().cast(pl.Int64), "sum"),
+        "pending": ((~result.is_in([0, 1]) | result.is_null()).sum().cast(pl.Int64), "sum"),
+    }
+
+
+def _costs() -> dict[str, tuple[pl.Expr, Merge]]:
+    price = pl.col("sell_price").fill_null(0.0)
+    return {
+        "cost_vnd": (price.sum(), "sum"),
+        "cost_delivered_vnd": (price.filter(pl.col("send_result") == 1).sum(), "sum"),
+        "cost_failed_vnd": (price.filter(pl.col("send_result") == 0).sum(), "sum"),
+    }
+
+
+def _raw_key(name: str) -> pl.Expr:
+    """The column a dimension groups by on the rows themselves: cheap, no string work."""
+    if name == "campaign":
+        return pl.col("campaign")
+    if name == "sms_type":
+        return pl.col("sms_type_label").alias("sms_type")
+    if name == "carrier":
+        return pl.col("carrier")
+    if name == "date":
+        return _day().alias("date")
+    if name == "month":
+        return _day().dt.truncate("1mo").alias("month")
+    if name.startswith("period:"):
+        return _day().dt.truncate(name.partition(":")[2]).alias("period")
+    from esms_analytics.errors import ConfigError
+
+    raise ConfigError(f"cannot break costs down by {name!r}; use {', '.join(COST_DIMENSIONS)}")
+
+
+def _label_key(name: str) -> pl.Expr:
+    """The dimension as people read it, computed on the few grouped rows."""
+    if name == "campaign":
+        return _campaign().alias("campaign")
+    if name in ("sms_type", "carrier"):
+        return pl.col(name).cast(pl.String)
+    return pl.col(name.partition(":")[0])
+
+
+def _aggregate(
+    lazy: pl.LazyFrame, dimensions: Sequence[str], measures: dict[str, tuple[pl.Expr, Merge]]
+) -> pl.LazyFrame:
+    """Group by ``dimensions`` in two steps: by the raw columns over every row, then by
+    the labels over the groups, merging the partial measures. Labelling (trimming
+    campaign names, enum to text) then costs per group, not per row."""
+    keys = [name.partition(":")[0] for name in dimensions]
+    partial = lazy.group_by([_raw_key(name) for name in dimensions]).agg(
+        expr.alias(name) for name, (expr, _) in measures.items()
+    )
+    labelled = partial.with_columns(_label_key(name) for name in dimensions)
+    merges = {"sum": pl.Expr.sum, "min": pl.Expr.min, "max": pl.Expr.max, "any": pl.Expr.any}
+    return labelled.group_by(keys).agg(
+        merges[merge](pl.col(name)).alias(name) for name, (_, merge) in measures.items()
+    )
 
 
 def _rate() -> pl.Expr:
@@ -199,13 +256,15 @@ def delivery_by_campaign(
     """
     low, high = wilson_bounds()
     lazy = (
-        _filtered(frame, start, end, sms_types, campaigns)
-        .group_by(_campaign().alias("campaign"))
-        .agg(
-            *_outcomes(),
-            pl.col("sent_at").min().alias("first_sent"),
-            pl.col("sent_at").max().alias("last_sent"),
-            (~pl.col("is_final")).any().alias("provisional"),
+        _aggregate(
+            _filtered(frame, start, end, sms_types, campaigns),
+            ["campaign"],
+            {
+                **_outcomes(),
+                "first_sent": (pl.col("sent_at").min(), "min"),
+                "last_sent": (pl.col("sent_at").max(), "max"),
+                "provisional": ((~pl.col("is_final")).any(), "any"),
+            },
         )
         .with_columns(
             delivery_rate=_rate(),
@@ -216,22 +275,6 @@ def delivery_by_campaign(
         .sort(["messages", "campaign"], descending=[True, False])
     )
     return lazy.select(list(DELIVERY_SCHEMA)).cast(dict(DELIVERY_SCHEMA)).collect()  # type: ignore[arg-type]
-
-
-def _dimension(name: str) -> pl.Expr:
-    if name == "campaign":
-        return _campaign().alias("campaign")
-    if name == "sms_type":
-        return pl.col("sms_type_label").cast(pl.String).alias("sms_type")
-    if name == "carrier":
-        return pl.col("carrier").cast(pl.String).alias("carrier")
-    if name == "date":
-        return _day().alias("date")
-    if name == "month":
-        return _day().dt.truncate("1mo").alias("month")
-    from esms_analytics.errors import ConfigError
-
-    raise ConfigError(f"cannot break costs down by {name!r}; use {', '.join(COST_DIMENSIONS)}")
 
 
 def cost_breakdown(
@@ -270,23 +313,20 @@ def cost_breakdown(
         from esms_analytics.errors import ConfigError
 
         raise ConfigError("cost_breakdown needs at least one dimension in by=")
-    keys = [_dimension(name) for name in dimensions]
-    price = pl.col("sell_price").fill_null(0.0)
-    measures = [
-        pl.len().cast(pl.Int64).alias("messages"),
-        (pl.col("send_result") == 1).sum().cast(pl.Int64).alias("delivered"),
-        pl.col("segments").cast(pl.Int64).sum().alias("segments"),
-        price.sum().alias("cost_vnd"),
-        price.filter(pl.col("send_result") == 1).sum().alias("cost_delivered_vnd"),
-        price.filter(pl.col("send_result") == 0).sum().alias("cost_failed_vnd"),
-    ]
+    outcomes = _outcomes()
+    measures: dict[str, tuple[pl.Expr, Merge]] = {
+        "messages": outcomes["messages"],
+        "delivered": outcomes["delivered"],
+        "segments": (pl.col("segments").cast(pl.Int64).sum(), "sum"),
+        **_costs(),
+    }
     lazy = _filtered(frame, start, end, sms_types, campaigns)
-    grouped = lazy.group_by(keys).agg(measures)
+    grouped = _aggregate(lazy, dimensions, measures)
     if totals:
         grouped = pl.concat(
             [
                 grouped.with_columns(pl.col(dimensions).cast(pl.String)),
-                lazy.select(measures)
+                grouped.select(pl.col(list(measures)).sum())
                 .filter(pl.col("messages") > 0)  # no total row over nothing
                 .with_columns(
                     pl.lit(TOTAL_LABEL).alias(dimensions[0]),
@@ -340,13 +380,13 @@ def delivery_trend(
         from esms_analytics.errors import ConfigError
 
         raise ConfigError(f"every must be '1d', '1w' or '1mo', got {every!r}")
-    keys = [_day().dt.truncate(every).alias("period")]
-    if by is not None:
-        keys.append(_dimension(by))
+    dimensions = [f"period:{every}", *([by] if by is not None else [])]
     lazy = (
-        _filtered(frame, start, end, sms_types, campaigns)
-        .group_by(keys)
-        .agg(*_outcomes(), pl.col("sell_price").fill_null(0.0).sum().alias("cost_vnd"))
+        _aggregate(
+            _filtered(frame, start, end, sms_types, campaigns),
+            dimensions,
+            {**_outcomes(), "cost_vnd": _costs()["cost_vnd"]},
+        )
         .with_columns(delivery_rate=_rate())
         .sort(["period", *([by] if by else [])])
     )
@@ -371,9 +411,11 @@ def carrier_performance(
     """
     low, high = wilson_bounds()
     lazy = (
-        _filtered(frame, start, end, sms_types, campaigns)
-        .group_by(_dimension("carrier"), _dimension("sms_type"))
-        .agg(*_outcomes(), pl.col("sell_price").fill_null(0.0).sum().alias("cost_vnd"))
+        _aggregate(
+            _filtered(frame, start, end, sms_types, campaigns),
+            ["carrier", "sms_type"],
+            {**_outcomes(), "cost_vnd": _costs()["cost_vnd"]},
+        )
         .with_columns(
             delivery_rate=_rate(),
             delivery_rate_low=low,
@@ -407,10 +449,12 @@ def failure_hotspots(
     """
     low, high = wilson_bounds()
     lazy = _filtered(frame, start, end, sms_types, campaigns)
-    price = pl.col("sell_price").fill_null(0.0)
     pairs = (
-        lazy.group_by(_dimension("campaign"), _dimension("carrier"))
-        .agg(*_outcomes(), price.filter(pl.col("send_result") == 0).sum().alias("cost_failed_vnd"))
+        _aggregate(
+            lazy,
+            ["campaign", "carrier"],
+            {**_outcomes(), "cost_failed_vnd": _costs()["cost_failed_vnd"]},
+        )
         .with_columns(
             campaign_delivery_rate=(
                 pl.col("delivered").sum().over("campaign")

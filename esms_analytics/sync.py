@@ -272,6 +272,8 @@ def _run(
     from tqdm.auto import tqdm
 
     stop = threading.Event()
+    # However the work is spread over threads, at most `workers` requests are under way.
+    in_flight = threading.BoundedSemaphore(workers)
     results: list[WindowReport] = []
     bar = tqdm(total=len(todo), desc="sync", unit="window", disable=not progress or not todo)
 
@@ -280,7 +282,13 @@ def _run(
             return WindowReport(sms_type, day, "failed", detail="not started: sync stopped")
         try:
             result = fetch_window(
-                client, sms_type, Window.for_day(day), page_size=page_size, max_passes=max_passes
+                client,
+                sms_type,
+                Window.for_day(day),
+                page_size=page_size,
+                max_passes=max_passes,
+                pages=page_pool,
+                in_flight=in_flight,
             )
         except AuthError:
             stop.set()
@@ -324,7 +332,13 @@ def _run(
             detail=reason,
         )
 
-    with bar, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-sync") as pool:
+    # Windows run on one pool; the pages after each window's first run on another, so a
+    # day of many pages does not wait page by page while workers sit idle.
+    with (
+        bar,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-pages") as page_pool,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-sync") as pool,
+    ):
         futures: list[Future[WindowReport]] = [pool.submit(one, *job) for job in todo]
         pending = set(futures)
         rows = 0

@@ -132,6 +132,11 @@ class SimClock:
         self._origin = time.monotonic()
         self._lock = threading.Lock()
 
+    @property
+    def frozen(self) -> bool:
+        """True when the clock only moves when told to."""
+        return not self._running
+
     def now(self) -> datetime:
         """The current simulated moment."""
         with self._lock:

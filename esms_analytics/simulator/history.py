@@ -265,6 +265,11 @@ class History:
         self._lock = threading.Lock()
         self._arrivals = 0
 
+    @property
+    def version(self) -> int:
+        """Changes whenever messages are added after generation (arrivals)."""
+        return self._arrivals
+
     # -- reading ------------------------------------------------------------
 
     def visible(
@@ -348,15 +353,16 @@ class History:
                 int(math.exp(rng.uniform(math.log(30), math.log(min(5000, 3 * mean_blast)))))
                 for _ in range(blasts)
             ]
-        elif sms_type == 1:
-            sizes = []
-            while sum(sizes) < target:
-                sizes.append(min(target - sum(sizes), int(math.exp(rng.uniform(3.4, 8.5)))))
         else:
-            sizes = []
-            while sum(sizes) < target:
-                # Customer care: one phone per ReferenceId, a few submissions share an SmsId.
-                sizes.append(min(target - sum(sizes), rng.choice((1, 1, 1, 2, 3))))
+            sizes, total = [], 0
+            while total < target:
+                if sms_type == 1:
+                    size = int(math.exp(rng.uniform(3.4, 8.5)))
+                else:
+                    # Customer care: one phone per ReferenceId, a few submissions share an SmsId.
+                    size = rng.choice((1, 1, 1, 2, 3))
+                sizes.append(min(target - total, size))
+                total += sizes[-1]
         for size in sizes:
             sms_id += 1
             created_ms = midnight_ms + _second_of_day(rng) * 1000 + rng.randrange(1000)

@@ -107,17 +107,13 @@ class EsmsHandler(BaseHTTPRequestHandler):
             message = CODE_MESSAGES.get(code, f"Error {code}.")
             self._send_json(200, {"CodeResult": code, "ErrorMessage": message})
             return
-        answer = simulator.answer(body)
+        payload = simulator.answer_body(body)
         if fault == "slow":
             time.sleep(faults.slow_seconds)
-        if fault == "truncate":
-            payload = _wcf_json(answer)
-            self._send(200, payload, "application/json; charset=utf-8", truncate=True)
-            return
-        self._send_json(200, answer)
+        self._send(200, payload, "application/json; charset=utf-8", truncate=fault == "truncate")
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        self._send(status, _wcf_json(payload), "application/json; charset=utf-8")
+        self._send(status, wcf_json(payload), "application/json; charset=utf-8")
 
     def _send(
         self,
@@ -151,7 +147,7 @@ class EsmsHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-def _wcf_json(payload: dict[str, Any]) -> bytes:
+def wcf_json(payload: dict[str, Any]) -> bytes:
     # WCF's DataContractJsonSerializer escapes every solidus: "\/Date(...)\/".
     return json.dumps(payload, ensure_ascii=False).replace("/", "\\/").encode("utf-8")
 

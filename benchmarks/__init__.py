@@ -1,0 +1,1 @@
+"""Benchmarks of esms-analytics against baselines measured in the same run (``make bench``)."""

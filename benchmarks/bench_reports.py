@@ -1,0 +1,188 @@
+"""Reports over a large lake: ours against DuckDB SQL and pandas on the same files.
+
+The lake is written with the project's own lake code (``write_partition``) from
+canonical frames generated with vectorised Polars expressions. Each engine runs
+in a fresh interpreter, so its peak memory is its own: five timed runs after
+one warm-up, medians compared within the same run of ``make bench``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from benchmarks.common import in_subprocess
+from esms_analytics.codes import VN_TZ
+from esms_analytics.decode import SCHEMA
+from esms_analytics.lake import write_partition
+
+CAMPAIGNS = [f"Chiến dịch {n:02d}" for n in range(40)] + ["OTP đăng nhập", "Nhắc lịch hẹn"]
+CARRIERS = [
+    "viettel",
+    "vinaphone",
+    "mobifone",
+    "vietnamobile",
+    "gmobile",
+    "itel",
+    "reddi",
+    "unknown",
+]
+FIRST_DAY = date(2026, 1, 1)
+
+
+def day_frame(day: date, sms_type: int, rows: int, seed: int) -> pl.DataFrame:
+    """``rows`` canonical rows for one (type, day), deterministic in ``seed``."""
+    start = int(datetime(day.year, day.month, day.day, tzinfo=VN_TZ).timestamp() * 1_000_000)
+    i = pl.int_range(0, rows, eager=True).alias("i")
+    hashed = i.hash(seed)
+    frame = pl.DataFrame({"i": i, "h": hashed})
+    label = {1: "advertising", 2: "customer_care"}[sms_type]
+    return frame.select(
+        sms_id=(pl.col("i") // 3 + day.toordinal() * 1_000_000).cast(pl.Int64),
+        reference_id=pl.col("h").cast(pl.String),
+        campaign=pl.lit(pl.Series(CAMPAIGNS)).gather(pl.col("h") % len(CAMPAIGNS)),
+        content=pl.when(pl.col("h") % 3 == 0)
+        .then(pl.lit("Mã OTP của bạn là 123456"))
+        .otherwise(pl.lit("Ma OTP cua ban la 123456. Khong chia se ma nay.")),
+        phone=pl.lit("09") + (pl.col("h") % 100_000_000).cast(pl.String).str.zfill(8),
+        phone_e164=pl.lit("+849") + (pl.col("h") % 100_000_000).cast(pl.String).str.zfill(8),
+        carrier=pl.lit(pl.Series(CARRIERS)).gather((pl.col("h") // 7) % 8),
+        sell_price=((pl.col("h") // 11) % 3 * 50 + 700).cast(pl.Float64),
+        sms_type=pl.lit(sms_type, pl.Int16),
+        sms_type_label=pl.lit(label),
+        send_status=pl.when((pl.col("h") // 13) % 50 == 0).then(7).otherwise(5).cast(pl.Int8),
+        send_status_label=pl.when((pl.col("h") // 13) % 50 == 0)
+        .then(pl.lit("awaiting_report"))
+        .otherwise(pl.lit("sent")),
+        send_result=pl.when((pl.col("h") // 13) % 50 == 0)
+        .then(2)
+        .when((pl.col("h") // 17) % 20 == 0)
+        .then(0)
+        .otherwise(1)
+        .cast(pl.Int8),
+        send_result_label=pl.when((pl.col("h") // 13) % 50 == 0)
+        .then(pl.lit("pending"))
+        .when((pl.col("h") // 17) % 20 == 0)
+        .then(pl.lit("failed"))
+        .otherwise(pl.lit("delivered")),
+        is_final=(pl.col("h") // 13) % 50 != 0,
+        sent_at=pl.from_epoch(start + (pl.col("h") % 86_400_000_000), time_unit="us")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone("Asia/Ho_Chi_Minh"),
+        encoding=pl.when(pl.col("h") % 3 == 0).then(pl.lit("ucs2")).otherwise(pl.lit("gsm7")),
+        segments=pl.lit(1, pl.Int16),
+        length=pl.when(pl.col("h") % 3 == 0).then(24).otherwise(46).cast(pl.Int32),
+    ).cast(dict(SCHEMA))  # type: ignore[arg-type]
+
+
+def build_lake(lake: Path, rows: int, days: int = 100) -> dict[str, float]:
+    """Write ``rows`` rows over ``days`` days and two types; returns sizes."""
+    per_partition = rows // (days * 2)
+    in_memory = 0.0
+    for offset in range(days):
+        day = FIRST_DAY + timedelta(days=offset)
+        for sms_type in (1, 2):
+            frame = day_frame(day, sms_type, per_partition, seed=offset * 10 + sms_type)
+            in_memory += frame.estimated_size()
+            write_partition(lake, sms_type, day, frame, fetched_at=datetime.now(VN_TZ))
+    disk = sum(path.stat().st_size for path in lake.rglob("*.parquet"))
+    return {
+        "rows": per_partition * days * 2,
+        "in_memory_mb": in_memory / 2**20,
+        "disk_mb": disk / 2**20,
+    }
+
+
+RUNNER = """
+import json, sys, time
+engine, lake, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if engine == "esms-analytics":
+    from esms_analytics import cost_breakdown, delivery_by_campaign, read_lake
+    def delivery(): return delivery_by_campaign(read_lake(lake))
+    def cost(): return cost_breakdown(read_lake(lake), by="carrier")
+elif engine == "duckdb":
+    import duckdb
+    connection = duckdb.connect()
+    source = f"read_parquet('{lake}/sms/**/*.parquet', hive_partitioning = true)"
+    def delivery():
+        return connection.sql(f'''
+            WITH g AS (
+              SELECT CASE WHEN campaign IS NULL OR trim(campaign) = '' THEN '(no campaign)'
+                          ELSE trim(campaign) END AS campaign,
+                     count(*) AS messages,
+                     count(*) FILTER (WHERE send_result = 1) AS delivered,
+                     count(*) FILTER (WHERE send_result = 0) AS failed,
+                     count(*) FILTER (WHERE send_result IS NULL OR send_result NOT IN (0, 1))
+                         AS pending,
+                     min(sent_at) AS first_sent, max(sent_at) AS last_sent,
+                     bool_or(NOT is_final) AS provisional
+              FROM {source} GROUP BY 1)
+            SELECT *, CASE WHEN delivered + failed > 0
+                           THEN delivered / (delivered + failed) END AS delivery_rate,
+                   pending / messages AS pending_share
+            FROM g ORDER BY messages DESC, campaign''').fetchall()
+    def cost():
+        return connection.sql(f'''
+            WITH g AS (
+              SELECT carrier, count(*) AS messages,
+                     count(*) FILTER (WHERE send_result = 1) AS delivered,
+                     sum(segments) AS segments, sum(coalesce(sell_price, 0)) AS cost_vnd,
+                     coalesce(sum(sell_price) FILTER (WHERE send_result = 1), 0) AS cost_delivered,
+                     coalesce(sum(sell_price) FILTER (WHERE send_result = 0), 0) AS cost_failed
+              FROM {source} GROUP BY 1)
+            SELECT *, cost_vnd / nullif(delivered, 0) AS cost_per_delivered,
+                   cost_vnd / sum(cost_vnd) OVER () AS share
+            FROM g ORDER BY cost_vnd DESC''').fetchall()
+else:
+    import pandas as pd
+    def load(columns):
+        return pd.read_parquet(f"{lake}/sms", columns=columns)
+    def delivery():
+        frame = load(["campaign", "send_result", "is_final", "sent_at"])
+        name = frame["campaign"].fillna("").str.strip()
+        frame["campaign"] = name.where(name != "", "(no campaign)")
+        frame["delivered"] = frame["send_result"] == 1
+        frame["failed"] = frame["send_result"] == 0
+        frame["pending"] = ~(frame["delivered"] | frame["failed"])
+        frame["open"] = ~frame["is_final"]
+        out = frame.groupby("campaign").agg(
+            messages=("send_result", "size"), delivered=("delivered", "sum"),
+            failed=("failed", "sum"), pending=("pending", "sum"),
+            first_sent=("sent_at", "min"), last_sent=("sent_at", "max"),
+            provisional=("open", "any"))
+        out["delivery_rate"] = out["delivered"] / (out["delivered"] + out["failed"])
+        return out.sort_values("messages", ascending=False)
+    def cost():
+        frame = load(["carrier", "send_result", "segments", "sell_price"])
+        price = frame["sell_price"].fillna(0.0)
+        frame["cost_delivered"] = price.where(frame["send_result"] == 1, 0.0)
+        frame["cost_failed"] = price.where(frame["send_result"] == 0, 0.0)
+        frame["delivered"] = frame["send_result"] == 1
+        out = frame.groupby("carrier").agg(
+            messages=("send_result", "size"), delivered=("delivered", "sum"),
+            segments=("segments", "sum"), cost_vnd=("sell_price", "sum"),
+            cost_delivered=("cost_delivered", "sum"), cost_failed=("cost_failed", "sum"))
+        out["share"] = out["cost_vnd"] / out["cost_vnd"].sum()
+        return out.sort_values("cost_vnd", ascending=False)
+results = {}
+for name, action in (("delivery_by_campaign", delivery), ("cost_breakdown(carrier)", cost)):
+    action()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter(); action(); runs.append(time.perf_counter() - start)
+    results[name] = sorted(runs)
+results["peak_rss_mb"] = float(next(line.split()[1] for line in open("/proc/self/status")
+                 if line.startswith("VmHWM"))) / 1024
+print(json.dumps(results))
+"""
+
+ENGINES = ("esms-analytics", "duckdb", "pandas")
+
+
+def run(lake: Path, rows: int = 20_000_000, repeats: int = 5) -> dict[str, Any]:
+    sizes = build_lake(lake, rows)
+    engines = {engine: in_subprocess(RUNNER, engine, str(lake), str(repeats)) for engine in ENGINES}
+    return {"sizes": sizes, "engines": engines}

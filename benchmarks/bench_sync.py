@@ -1,0 +1,171 @@
+"""Sync under latency, and peak memory while syncing one large day.
+
+The simulator runs in its own process (as the real service would), with
+``latency`` seconds added to every request; the client syncs in this process.
+The ideal wall time is requests x latency / workers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks.common import in_subprocess
+from esms_analytics.client import EsmsClient
+from esms_analytics.lake import read_lake
+from esms_analytics.simulator.history import VIETNAM
+from esms_analytics.sync import sync
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
+SERVER = """
+import sys
+from datetime import datetime
+from esms_analytics.simulator import Faults, Simulator
+from esms_analytics.simulator.history import VIETNAM
+rows, latency = int(sys.argv[1]), float(sys.argv[2])
+now = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
+simulator = Simulator(now=now, days=400, counts=lambda t, d: rows if t == 2 else 0,
+                      faults=Faults(latency=latency))
+print(simulator.base_url, flush=True)
+simulator.serve_forever()
+"""
+
+
+@contextmanager
+def simulator_process(rows_per_day: int, latency: float) -> Iterator[str]:
+    """A simulator in a child process; yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(rows_per_day), str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _client(base_url: str) -> EsmsClient:
+    return EsmsClient(
+        "sim-api-key", "sim-secret-key", base_url=base_url, rate_limit=None, timeout=60
+    )
+
+
+def one_sync(base_url: str, days: int, workers: int) -> tuple[float, int, int, int]:
+    """(seconds, requests, rows, response bytes) of one sync into a fresh lake."""
+    with tempfile.TemporaryDirectory() as scratch, _client(base_url) as client:
+        received = [0]
+        original = client._session.post
+
+        def counting_post(*args: Any, **kwargs: Any) -> requests.Response:
+            response = original(*args, **kwargs)
+            received[0] += len(response.content)
+            return response
+
+        client._session.post = counting_post  # type: ignore[method-assign]
+        start = time.perf_counter()
+        report = sync(
+            Path(scratch) / "lake",
+            NOW.date() - timedelta(days=days),
+            NOW.date() - timedelta(days=1),
+            sms_types=[2],
+            client=client,
+            workers=workers,
+            progress=False,
+            now=NOW,
+        )
+        elapsed = time.perf_counter() - start
+        assert report.complete
+        lake_bytes = sum(f.stat().st_size for f in (Path(scratch) / "lake").rglob("*.parquet"))
+        rows = read_lake(Path(scratch) / "lake").collect().height
+        assert rows == report.rows
+        one_sync.lake_bytes = lake_bytes  # type: ignore[attr-defined]
+        return elapsed, report.requests, rows, received[0]
+
+
+def run_latency(
+    days: int = 30,
+    rows_per_day: int = 5000,
+    latency: float = 0.1,
+    workers: tuple[int, ...] = (1, 4, 8),
+    repeats: int = 5,
+) -> dict[str, Any]:
+    results = []
+    with simulator_process(rows_per_day, latency) as base_url:
+        one_sync(base_url, days, max(workers))  # the simulator renders each page once
+        for count in workers:
+            runs = [one_sync(base_url, days, count) for _ in range(repeats)]
+            seconds = sorted(run[0] for run in runs)
+            requests_made = runs[0][1]
+            ideal = requests_made * latency / count
+            results.append(
+                {
+                    "workers": count,
+                    "runs": seconds,
+                    "median": seconds[len(seconds) // 2],
+                    "requests": requests_made,
+                    "ideal": ideal,
+                    "ratio": seconds[len(seconds) // 2] / ideal,
+                }
+            )
+        rows, json_bytes = runs[0][2], runs[0][3]
+    return {
+        "days": days,
+        "rows_per_day": rows_per_day,
+        "latency": latency,
+        "results": results,
+        "rows": rows,
+        "json_bytes": json_bytes,
+        "lake_bytes": one_sync.lake_bytes,
+    }  # type: ignore[attr-defined]
+
+
+MEMORY = """
+import json, sys, tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+import requests
+from esms_analytics.client import EsmsClient
+from esms_analytics.simulator.history import VIETNAM
+from esms_analytics.sync import sync
+base_url = sys.argv[1]
+now = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
+before = float(next(line.split()[1] for line in open("/proc/self/status")
+                 if line.startswith("VmHWM"))) / 1024
+received = [0, 0]
+with tempfile.TemporaryDirectory() as scratch, EsmsClient(
+        "sim-api-key", "sim-secret-key", base_url=base_url, rate_limit=None, timeout=120) as client:
+    original = client._session.post
+    def counting_post(*args, **kwargs):
+        response = original(*args, **kwargs)
+        received[0] += len(response.content)
+        received[1] = max(received[1], len(response.content))
+        return response
+    client._session.post = counting_post
+    report = sync(Path(scratch) / "lake", now.date() - timedelta(days=1),
+                  now.date() - timedelta(days=1), sms_types=[2], client=client,
+                  workers=1, progress=False, now=now)
+    assert report.complete, report.summary()
+peak = float(next(line.split()[1] for line in open("/proc/self/status")
+                 if line.startswith("VmHWM"))) / 1024
+print(json.dumps({"rows": report.rows, "json_bytes": received[0], "largest_page": received[1],
+                  "rss_before_mb": before, "peak_rss_mb": peak}))
+"""
+
+
+def run_memory(rows: int = 500_000) -> dict[str, Any]:
+    with simulator_process(rows, 0.0) as base_url:
+        return in_subprocess(MEMORY, base_url)
