@@ -15,21 +15,13 @@ from typing import Any
 import polars as pl
 
 from benchmarks.common import in_subprocess
+from esms_analytics.codes import CARRIERS as CARRIER_LABELS
 from esms_analytics.codes import VN_TZ
 from esms_analytics.decode import SCHEMA
 from esms_analytics.lake import write_partition
 
 CAMPAIGNS = [f"Chiến dịch {n:02d}" for n in range(40)] + ["OTP đăng nhập", "Nhắc lịch hẹn"]
-CARRIERS = [
-    "viettel",
-    "vinaphone",
-    "mobifone",
-    "vietnamobile",
-    "gmobile",
-    "itel",
-    "reddi",
-    "unknown",
-]
+CARRIERS = list(CARRIER_LABELS)
 FIRST_DAY = date(2026, 1, 1)
 
 

@@ -20,6 +20,7 @@ Protocol facts this module relies on (see ``README.md``, "Limits and assumptions
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import ipaddress
@@ -31,6 +32,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -494,20 +496,39 @@ class EsmsClient:
     # -- many requests ------------------------------------------------------
 
     def iter_pages(
-        self, window: Window, sms_type: int, *, page_size: int = MAX_PAGE_SIZE
+        self,
+        window: Window,
+        sms_type: int,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        pool: Executor | None = None,
+        in_flight: threading.Semaphore | None = None,
     ) -> Iterator[Page]:
-        """Yield the pages of one window, 1-based, until the last or an empty page.
+        """Yield the pages of one window in order, 1-based, until the last or an empty page.
 
-        The number of pages is recomputed from every page's ``CountTotal``, so
-        rows that arrive while paging extend the walk instead of being cut off.
+        The first page's ``CountTotal`` says how many pages follow; with ``pool``
+        (a thread pool) they are fetched concurrently on it, and ``in_flight``
+        bounds the requests under way across every caller. The number of pages
+        is then recomputed from the latest ``CountTotal``, so rows that arrive
+        while paging extend the walk instead of being cut off, up to
+        :func:`page_limit`: rows arriving faster than they can be paged end the
+        walk rather than prolong it forever.
         """
-        number = 1
-        while True:
-            page = self.get_page(window, sms_type, number, page_size)
-            yield page
-            if not page.rows or number >= page.pages_total:
-                return
-            number += 1
+        gate = in_flight if in_flight is not None else contextlib.nullcontext()
+
+        def fetch(number: int) -> Page:
+            with gate:
+                return self.get_page(window, sms_type, number, page_size)
+
+        first = last = fetch(1)
+        yield first
+        limit = page_limit(first.count_total, page_size)
+        if pool is not None and first.rows and first.pages_total > 1:
+            for last in pool.map(fetch, range(2, min(first.pages_total, limit) + 1)):
+                yield last
+        while last.rows and last.number < min(last.pages_total, limit):
+            last = fetch(last.number + 1)
+            yield last
 
     def fetch(
         self,
@@ -602,6 +623,11 @@ def _scalar(value: object) -> object:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return value
+
+
+def page_limit(first_count: int, page_size: int) -> int:
+    """Pages one walk may take: twice what the window had when it began, and then some."""
+    return 2 * math.ceil(first_count / page_size) + 5
 
 
 def to_date(value: date | str) -> date:

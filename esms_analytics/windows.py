@@ -9,11 +9,9 @@ are dropped and the window is walked again, a bounded number of times.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date
@@ -23,7 +21,6 @@ import polars as pl
 from esms_analytics.client import (
     MAX_PAGE_SIZE,
     EsmsClient,
-    Page,
     Window,
     day_range,
     sms_type_list,
@@ -90,7 +87,10 @@ def fetch_window(
         frames: list[pl.DataFrame] = []
         batch: list[pl.DataFrame] = []
         counts: list[int] = []
-        for page in _walk(client, window, sms_type, page_size, pages, in_flight):
+        pages_of_pass = client.iter_pages(
+            window, sms_type, page_size=page_size, pool=pages, in_flight=in_flight
+        )
+        for page in pages_of_pass:
             requests += page.attempts
             counts.append(page.count_total)
             batch.append(page.raw)
@@ -125,43 +125,6 @@ def fetch_window(
         )
     assert result is not None
     return result
-
-
-def _walk(
-    client: EsmsClient,
-    window: Window,
-    sms_type: int,
-    page_size: int,
-    pages: Executor | None,
-    in_flight: threading.Semaphore | None,
-) -> Iterator[Page]:
-    """Every page of one pass, in order: the first, then the rest (concurrently if a pool
-    is given), then any pages that rows arriving meanwhile added.
-
-    A pass ends at an empty page, at the last page the latest ``CountTotal`` implies,
-    or at :func:`_page_limit`: rows arriving faster than they can be paged make the
-    pass inconsistent, and it is better ended than walked forever.
-    """
-    gate = in_flight if in_flight is not None else contextlib.nullcontext()
-
-    def fetch(number: int) -> Page:
-        with gate:
-            return client.get_page(window, sms_type, number, page_size)
-
-    first = last = fetch(1)
-    yield first
-    limit = _page_limit(first.count_total, page_size)
-    if pages is not None and first.rows and first.pages_total > 1:
-        for last in pages.map(fetch, range(2, min(first.pages_total, limit) + 1)):
-            yield last
-    while last.rows and last.number < min(last.pages_total, limit):
-        last = fetch(last.number + 1)
-        yield last
-
-
-def _page_limit(first_count: int, page_size: int) -> int:
-    """Pages one pass may walk: twice what the window had when the pass began, and then some."""
-    return 2 * math.ceil(first_count / page_size) + 5
 
 
 def fetch_days(
