@@ -409,6 +409,18 @@ def carrier_performance(
     first issued the number, so ported numbers count under their old carrier.
     ``volume_share`` is the carrier's part of its message type's volume.
     Columns as :data:`CARRIER_SCHEMA`.
+
+    Examples
+    --------
+    >>> from esms_analytics import decode_rows
+    >>> rows = [dict(SmsId=1, ReferenceId=f"r{i}", Campaign="A", Content="x", Phone=phone,
+    ...              SellPrice=750, SendStatus=5, SendResult=result, SmsType=2,
+    ...              SentTime="/Date(1705484048995+0700)/")
+    ...         for i, (phone, result) in enumerate(
+    ...             [("0961234567", 1), ("0971234567", 0), ("0901234567", 1)])]
+    >>> carrier_performance(decode_rows(rows)).select(
+    ...     "carrier", "sms_type", "messages", "delivery_rate", "volume_share").rows()
+    [('viettel', 'customer_care', 2, 0.5, 0.6666666666666666), ('mobifone', 'customer_care', 1, 1.0, 0.3333333333333333)]
     """
     low, high = wilson_bounds()
     lazy = (
@@ -447,6 +459,18 @@ def failure_hotspots(
     out; the rest are ordered by ``delivery_rate`` (worst first), then by
     failed messages. ``campaign_delivery_rate`` is the campaign's rate over
     every carrier, for comparison. Columns as :data:`HOTSPOT_SCHEMA`.
+
+    Examples
+    --------
+    >>> from esms_analytics import decode_rows
+    >>> rows = [dict(SmsId=1, ReferenceId=f"r{i}", Campaign="Tết", Content="x",
+    ...              Phone="0961234567" if i < 4 else "0901234567", SellPrice=750,
+    ...              SendStatus=5, SendResult=int(i not in (0, 1, 2)), SmsType=2,
+    ...              SentTime="/Date(1705484048995+0700)/") for i in range(8)]
+    >>> failure_hotspots(decode_rows(rows), min_messages=4).select(
+    ...     "campaign", "carrier", "delivery_rate", "campaign_delivery_rate", "cost_failed_vnd"
+    ... ).rows()
+    [('Tết', 'viettel', 0.25, 0.625, 2250.0), ('Tết', 'mobifone', 1.0, 0.625, 0.0)]
     """
     low, high = wilson_bounds()
     lazy = _filtered(frame, start, end, sms_types, campaigns)
