@@ -25,7 +25,7 @@ import esms_analytics as esms
 from esms_analytics.simulator import Simulator
 
 pl.Config.set_tbl_rows(12)
-pl.Config.set_fmt_str_lengths(40)"""
+pl.Config.set_fmt_str_lengths(40);"""
 
 START_SIMULATOR = """\
 # The embedded eSMS simulator: a real HTTP server on loopback with a seeded history.
