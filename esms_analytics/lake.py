@@ -15,8 +15,9 @@ Layout (a public contract, see README "The lake"):
 - ``sms_type`` and ``date`` live in the path only, never inside the files.
 - Files: zstd, column statistics, timestamps as microseconds adjusted to UTC
   (``Asia/Ho_Chi_Minh`` recorded in the Arrow schema), labels as
-  dictionary-encoded strings, ``esms_analytics.schema_version`` in the
-  key-value metadata, row groups of :data:`ROW_GROUP_ROWS` rows.
+  dictionary-encoded strings (with their Enum categories in the Arrow field
+  metadata, for Polars), ``esms_analytics.schema_version`` in the key-value
+  metadata, row groups of :data:`ROW_GROUP_ROWS` rows.
 - A window with no rows has no file (its manifest entry says ``rows: 0``).
 - Names starting with ``_`` or ``.`` are not data: Spark, Hive, Trino and
   pyarrow skip them, and temporary files use them.
@@ -140,15 +141,19 @@ def write_partition(
 
 
 def _to_arrow(frame: pl.DataFrame) -> pa.Table:
-    # Enums become plain strings (dictionary-encoded by the Parquet writer): every
-    # engine reads them, while Polars' own Enum metadata would mean little elsewhere.
+    # Labels stay Arrow dictionaries of plain strings: in Parquet they are ordinary
+    # dictionary-encoded strings that every engine reads, while the Enum categories
+    # Polars records in the field metadata let read_lake take them back as Enums
+    # without converting every row. Large strings become strings, which all read.
     table = frame.to_arrow()
     fields = []
     for field in table.schema:
         kind = field.type
-        if pa.types.is_dictionary(kind) or pa.types.is_large_string(kind):
+        if pa.types.is_dictionary(kind):
+            kind = pa.dictionary(kind.index_type, pa.string(), kind.ordered)
+        elif pa.types.is_large_string(kind):
             kind = pa.string()
-        fields.append(pa.field(field.name, kind, nullable=True))
+        fields.append(pa.field(field.name, kind, nullable=True, metadata=field.metadata))
     return table.cast(pa.schema(fields))
 
 
