@@ -43,7 +43,7 @@ import polars as pl
 import requests
 import requests.adapters
 
-from esms_analytics.codes import VN_TZ, check_sms_type
+from esms_analytics.codes import SMS_TYPES, VN_TZ, check_sms_type
 from esms_analytics.errors import ApiError, AuthError, ConfigError, TransportError
 
 logger = logging.getLogger("esms_analytics")
@@ -699,8 +699,6 @@ def _is_loopback(host: str) -> bool:
 
 def sms_type_list(sms_types: Sequence[int] | None) -> list[int]:
     """The requested types checked and de-duplicated; every type when None."""
-    from esms_analytics.codes import SMS_TYPES
-
     if sms_types is None:
         return list(SMS_TYPES)
     return sorted({check_sms_type(code) for code in sms_types})

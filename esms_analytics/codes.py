@@ -12,6 +12,8 @@ from datetime import timedelta, timezone
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
+from esms_analytics.errors import ConfigError
+
 #: Vietnam local time: eSMS filters From/To in it and reports ``+0700`` offsets.
 VN_TZ: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 #: Vietnam has kept UTC+7 without daylight saving since 1975.
@@ -77,8 +79,6 @@ def check_sms_type(sms_type: int) -> int:
     ...
     esms_analytics.errors.ConfigError: SmsType 3 does not exist in eSMS; use one of 1 (advertising), 2 (customer_care), 8 (fixed_number), 23 (viber), 24 (zalo_priority), 25 (zalo_normal), 26 (zalo_follower)
     """
-    from esms_analytics.errors import ConfigError
-
     if isinstance(sms_type, bool) or not isinstance(sms_type, int) or sms_type not in SMS_TYPES:
         valid = ", ".join(f"{code} ({label})" for code, label in SMS_TYPES.items())
         raise ConfigError(f"SmsType {sms_type!r} does not exist in eSMS; use one of {valid}")

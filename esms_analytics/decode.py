@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import polars as pl
 
-from esms_analytics.client import RAW_SCHEMA, Page
+from esms_analytics.client import RAW_SCHEMA
 from esms_analytics.codes import (
     CARRIERS,
     SEND_RESULTS,
@@ -288,29 +288,10 @@ def _has_legacy_dates(raw: pl.DataFrame) -> bool:
     return bool(raw.select((~pl.col("SentTime").str.contains(r"^\s*\\?/Date\(")).any()).item())
 
 
-def decode_pages(pages: Iterable[Page]) -> pl.DataFrame:
-    """Decode the rows of several pages at once, from their raw string frames."""
-    raws = [page.raw for page in pages if page.raw.height]
-    return decode_raw(pl.concat(raws)) if raws else empty_frame()
-
-
 def is_final_expr() -> pl.Expr:
     """True where a row will not change any more: a final result, or rejected."""
     status, result = pl.col("send_status"), pl.col("send_result")
     return ((status == STATUS_SENT) & result.is_in([0, 1])) | (status == STATUS_REJECTED)
-
-
-def normalize_phone(phone: pl.Expr) -> pl.Expr:
-    """The national 10-digit form (``0XXXXXXXXX``) of a Vietnamese mobile number, else null.
-
-    Accepts ``0…``, ``84…``, ``+84…``, separators, and the 11-digit numbers
-    renumbered in 2018.
-
-    >>> pl.select(normalize_phone(pl.lit("+84 1689 123 456"))).item()
-    '0389123456'
-    """
-    national = _national(_phone_digits(phone))
-    return pl.when(_valid_mobile(national)).then(national)
 
 
 def _phone_digits(phone: pl.Expr) -> pl.Expr:
@@ -349,10 +330,9 @@ def _label(column: str, table: Mapping[int, str], dtype: pl.Enum) -> pl.Expr:
     return pl.col(column).replace_strict(table, default=UNKNOWN, return_dtype=dtype)
 
 
-def _integer(column: str | pl.Expr, dtype: type[pl.DataType]) -> pl.Expr:
-    expr = pl.col(column) if isinstance(column, str) else column
+def _integer(column: str, dtype: type[pl.DataType]) -> pl.Expr:
     # 5, "5" and 5.0 (which arrives as "5.0") are the same integer.
-    return expr.str.replace(r"\.0*$", "").cast(dtype, strict=False)
+    return pl.col(column).str.replace(r"\.0*$", "").cast(dtype, strict=False)
 
 
 def _require(frame: pl.DataFrame, fields: Sequence[str]) -> None:

@@ -28,6 +28,8 @@ from typing import Final, Literal
 
 import polars as pl
 
+from esms_analytics.errors import ConfigError
+
 NO_CAMPAIGN: Final = "(no campaign)"
 TOTAL_LABEL: Final = "(total)"
 Z_95: Final = 1.959963984540054
@@ -177,8 +179,6 @@ def _raw_key(name: str) -> pl.Expr:
         return _day().dt.truncate("1mo").alias("month")
     if name.startswith("period:"):
         return _day().dt.truncate(name.partition(":")[2]).alias("period")
-    from esms_analytics.errors import ConfigError
-
     raise ConfigError(f"cannot break costs down by {name!r}; use {', '.join(COST_DIMENSIONS)}")
 
 
@@ -311,8 +311,6 @@ def cost_breakdown(
     """
     dimensions = [by] if isinstance(by, str) else list(by)
     if not dimensions:
-        from esms_analytics.errors import ConfigError
-
         raise ConfigError("cost_breakdown needs at least one dimension in by=")
     outcomes = _outcomes()
     measures: dict[str, tuple[pl.Expr, Merge]] = {
@@ -378,8 +376,6 @@ def delivery_trend(
     [(datetime.date(2024, 1, 17), 1, 0), (datetime.date(2024, 1, 18), 1, 1), (datetime.date(2024, 1, 19), 1, 0)]
     """
     if every not in ("1d", "1w", "1mo"):
-        from esms_analytics.errors import ConfigError
-
         raise ConfigError(f"every must be '1d', '1w' or '1mo', got {every!r}")
     dimensions = [f"period:{every}", *([by] if by is not None else [])]
     lazy = (
