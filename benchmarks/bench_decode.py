@@ -17,11 +17,11 @@ import pandas as pd
 import polars as pl
 
 from benchmarks.common import Timing, time_runs
-from esms_analytics.client import _parse_envelope
 from esms_analytics.decode import decode_raw
 from esms_analytics.simulator.history import History, render_row
 from esms_analytics.simulator.server import wcf_json
 from esms_analytics.windows import DECODE_BATCH_ROWS
+from esms_analytics.wire import parse_envelope
 
 PAGE_ROWS = 500
 _WCF = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
@@ -57,7 +57,7 @@ def ours(pages: list[bytes]) -> pl.DataFrame:
     """What fetch_window does: parse each page to strings, decode in batches."""
     frames, batch, held = [], [], 0
     for body in pages:
-        envelope = _parse_envelope(body)
+        envelope = parse_envelope(body)
         assert not isinstance(envelope, str)
         batch.append(envelope.raw)
         held += envelope.raw.height
@@ -71,7 +71,7 @@ def ours(pages: list[bytes]) -> pl.DataFrame:
 
 def ours_per_page(pages: list[bytes]) -> pl.DataFrame:
     """The same, decoding every 500-row page on its own (why windows decode in batches)."""
-    return pl.concat([decode_raw(_parse_envelope(body).raw) for body in pages])  # type: ignore[union-attr]
+    return pl.concat([decode_raw(parse_envelope(body).raw) for body in pages])  # type: ignore[union-attr]
 
 
 def naive_pandas(pages: list[bytes]) -> pd.DataFrame:

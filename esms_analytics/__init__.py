@@ -32,7 +32,7 @@ from esms_analytics.reports import (
     failure_hotspots,
 )
 from esms_analytics.sync import SyncReport, WindowReport, sync
-from esms_analytics.windows import WindowResult, fetch_window
+from esms_analytics.windows import WindowResult, fetch_days, fetch_window
 
 __version__ = "0.1.0"
 
@@ -63,6 +63,7 @@ __all__ = [
     "delivery_by_campaign",
     "delivery_trend",
     "failure_hotspots",
+    "fetch_days",
     "fetch_window",
     "lake_info",
     "read_lake",

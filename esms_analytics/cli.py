@@ -31,7 +31,8 @@ from typing import Any, TextIO
 import polars as pl
 
 from esms_analytics import __version__
-from esms_analytics.client import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, EsmsClient, to_date
+from esms_analytics.arguments import sms_type_list, to_date
+from esms_analytics.client import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, EsmsClient
 from esms_analytics.codes import SMS_TYPES
 from esms_analytics.errors import (
     ApiError,
@@ -375,7 +376,6 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from esms_analytics.client import sms_type_list
     from esms_analytics.windows import fetch_days
 
     suffix = args.output.suffix.lower()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import ipaddress
 import json
 import logging
@@ -31,7 +30,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -43,14 +42,23 @@ import polars as pl
 import requests
 import requests.adapters
 
-from esms_analytics.codes import SMS_TYPES, VN_TZ, check_sms_type
+from esms_analytics.arguments import check_sms_type
+from esms_analytics.codes import VN_TZ
 from esms_analytics.errors import ApiError, AuthError, ConfigError, TransportError
+from esms_analytics.wire import (
+    CODE_AUTH_FAILED,
+    CODE_NO_DATA,
+    CODE_SUCCESS,
+    ENDPOINT,
+    MAX_PAGE_SIZE,
+    RAW_SCHEMA,
+    Envelope,
+    parse_envelope,
+)
 
 logger = logging.getLogger("esms_analytics")
 
 DEFAULT_BASE_URL: Final = "https://rest.esms.vn/MainService.svc/json"
-ENDPOINT: Final = "GetSmsSentData_V2"
-MAX_PAGE_SIZE: Final = 500
 ENV_API_KEY: Final = "ESMS_API_KEY"
 ENV_SECRET_KEY: Final = "ESMS_SECRET_KEY"
 ENV_BASE_URL: Final = "ESMS_BASE_URL"
@@ -59,9 +67,6 @@ ENV_BASE_URL: Final = "ESMS_BASE_URL"
 RETRY_STATUS: Final = frozenset((429, *range(500, 600)))
 #: CodeResults worth another attempt: 99 unknown error, 160 too many requests.
 RETRY_CODES: Final = frozenset(("99", "160"))
-CODE_SUCCESS: Final = "100"
-CODE_NO_DATA: Final = "105"
-CODE_AUTH_FAILED: Final = "101"
 
 #: What to tell the caller for the codes eSMS documents as final failures.
 CODE_HINTS: Final[Mapping[str, str]] = {
@@ -75,32 +80,6 @@ CODE_HINTS: Final[Mapping[str, str]] = {
 }
 TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
-# Fields of a SentData row as the service names them. "RefercenceId" is the spelling
-# of the documentation's table; "SentStatus" the boolean of older responses.
-RAW_FIELDS: Final = (
-    "SmsId",
-    "ReferenceId",
-    "RefercenceId",
-    "Campaign",
-    "Content",
-    "Phone",
-    "SellPrice",
-    "SmsType",
-    "SendStatus",
-    "SendResult",
-    "SentStatus",
-    "SentTime",
-)
-#: A page's rows before typing: every field a string, whatever JSON type it came as.
-RAW_SCHEMA: Final = pl.Schema({name: pl.String() for name in RAW_FIELDS})
-_ENVELOPE_SCHEMA: Final = pl.Schema(
-    {
-        "CodeResult": pl.String(),
-        "CountTotal": pl.String(),
-        "ErrorMessage": pl.String(),
-        "SentData": pl.List(pl.Struct(dict(RAW_SCHEMA))),
-    }
-)
 MIN_REDACTED_LENGTH: Final = 4
 
 
@@ -184,7 +163,10 @@ class Page:
 
     @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:
-        """The ``SentData`` entries exactly as the service sent them."""
+        """The ``SentData`` entries exactly as the service sent them (parsed on first use).
+
+        For people looking at a page; the pager and the decoder use ``raw``.
+        """
         if not self.body:
             return []
         rows = json.loads(self.body).get("SentData") or []
@@ -281,14 +263,6 @@ class EsmsClient:
         Requests per second across every thread using this client.
     sleep : callable
         How to wait between attempts (tests pass a recorder).
-
-    Examples
-    --------
-    >>> from esms_analytics.simulator import Simulator
-    >>> with Simulator(daily_volume=40, days=3) as sim, sim.client() as client:
-    ...     frame = client.fetch(sim.today - timedelta(days=2), sim.today - timedelta(days=1))
-    >>> frame.columns[:4]
-    ['sms_id', 'reference_id', 'campaign', 'content']
     """
 
     def __init__(
@@ -385,7 +359,7 @@ class EsmsClient:
         for attempt in range(1, attempts + 1):
             self.rate_limiter.acquire()
             outcome = self._attempt(body, where)
-            if isinstance(outcome, _Envelope):
+            if isinstance(outcome, Envelope):
                 return self._page_from(outcome, window, sms_type, page, page_size, attempt, where)
             problem, retry_after, code = outcome
             if attempt == attempts:
@@ -411,7 +385,7 @@ class EsmsClient:
 
     def _attempt(
         self, body: dict[str, Any], where: str
-    ) -> _Envelope | tuple[str, float | None, str | None]:
+    ) -> Envelope | tuple[str, float | None, str | None]:
         """One HTTP exchange: the envelope of a usable answer, or why to retry.
 
         Non-retryable answers raise here.
@@ -436,7 +410,7 @@ class EsmsClient:
                 ),
                 attempts=1,
             )
-        envelope = _parse_envelope(response.content)
+        envelope = parse_envelope(response.content)
         if isinstance(envelope, str):
             return envelope, None, None
         code = envelope.code
@@ -461,7 +435,7 @@ class EsmsClient:
 
     def _page_from(
         self,
-        envelope: _Envelope,
+        envelope: Envelope,
         window: Window,
         sms_type: int,
         page: int,
@@ -523,141 +497,17 @@ class EsmsClient:
         first = last = fetch(1)
         yield first
         limit = page_limit(first.count_total, page_size)
-        if pool is not None and first.rows and first.pages_total > 1:
+        if pool is not None and first.raw.height and first.pages_total > 1:
             for last in pool.map(fetch, range(2, min(first.pages_total, limit) + 1)):
                 yield last
-        while last.rows and last.number < min(last.pages_total, limit):
+        while last.raw.height and last.number < min(last.pages_total, limit):
             last = fetch(last.number + 1)
             yield last
-
-    def fetch(
-        self,
-        start: date | str,
-        end: date | str | None = None,
-        *,
-        sms_type: int = 2,
-        page_size: int = MAX_PAGE_SIZE,
-        progress: bool = False,
-    ) -> pl.DataFrame:
-        """Fetch every message created from ``start`` to ``end`` (whole days) as one frame.
-
-        Each day is fetched as one window, checked against ``CountTotal`` and
-        decoded to the canonical schema (see ``esms_analytics.SCHEMA``).
-        """
-        from esms_analytics.windows import fetch_days
-
-        return fetch_days(
-            self,
-            to_date(start),
-            to_date(end if end is not None else start),
-            sms_types=[sms_type],
-            page_size=page_size,
-            progress=progress,
-        )
-
-
-@dataclass(frozen=True)
-class _Envelope:
-    code: str
-    count_total: str | None
-    error_message: str
-    raw: pl.DataFrame
-    body: bytes
-
-
-def _parse_envelope(body: bytes) -> _Envelope | str:
-    """The answer's fields, rows as a frame of strings; or why the body is unusable."""
-    try:
-        # Polars parses the page in one pass and turns every field into a string,
-        # whether the service sent "5" or 5: the fast path for 500-row pages.
-        frame = pl.read_json(io.BytesIO(body), schema=_ENVELOPE_SCHEMA)
-    except pl.exceptions.PolarsError:
-        return _parse_envelope_slowly(body)
-    if frame.height != 1 or frame["CodeResult"][0] is None:
-        return "the body has no CodeResult"
-    rows = frame["SentData"][0]
-    raw = pl.DataFrame(schema=RAW_SCHEMA) if rows is None else rows.struct.unnest()
-    return _Envelope(
-        _code(frame["CodeResult"][0]),
-        frame["CountTotal"][0],
-        frame["ErrorMessage"][0] or "",
-        raw,
-        body,
-    )
-
-
-def _parse_envelope_slowly(body: bytes) -> _Envelope | str:
-    # Valid JSON of an unexpected shape (a field as an object, say) still decodes when the
-    # rows are dicts; anything else is a broken body, worth another attempt.
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return f"the body is not valid JSON ({len(body)} bytes)"
-    if not isinstance(payload, dict) or "CodeResult" not in payload:
-        return "the body has no CodeResult"
-    rows = payload.get("SentData") or []
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        return f"SentData is not a list of rows but {type(rows).__name__}"
-    raw = (
-        pl.DataFrame(
-            [{name: _scalar(row.get(name)) for name in RAW_FIELDS} for row in rows],
-            schema=RAW_SCHEMA,
-            strict=False,
-        )
-        if rows
-        else pl.DataFrame(schema=RAW_SCHEMA)
-    )
-    total = payload.get("CountTotal")
-    return _Envelope(
-        _code(payload["CodeResult"]),
-        None if total is None else str(total),
-        str(payload.get("ErrorMessage") or ""),
-        raw,
-        body,
-    )
-
-
-def _scalar(value: object) -> object:
-    # An object or array where a value belongs stays visible, as its JSON text, so that
-    # the decoder names it instead of the row vanishing.
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return value
 
 
 def page_limit(first_count: int, page_size: int) -> int:
     """Pages one walk may take: twice what the window had when it began, and then some."""
     return 2 * math.ceil(first_count / page_size) + 5
-
-
-def to_date(value: date | str) -> date:
-    """A date from a ``date``, a ``datetime`` or ``YYYY-MM-DD``; a clear error otherwise."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{value!r} is not a date; write it as YYYY-MM-DD") from None
-
-
-def day_range(start: date, end: date) -> list[date]:
-    """Every day from ``start`` to ``end`` inclusive; a clear error if reversed."""
-    if end < start:
-        raise ConfigError(
-            f"the range ends ({end}) before it starts ({start}); swap --from and --to"
-        )
-    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
-
-
-def _code(value: object) -> str:
-    # "100", 100 and 100.0 are the same code.
-    text = str(value).strip()
-    try:
-        return str(int(float(text)))
-    except ValueError:
-        return text
 
 
 def _retry_after(header: str | None) -> float | None:
@@ -695,10 +545,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def sms_type_list(sms_types: Sequence[int] | None) -> list[int]:
-    """The requested types checked and de-duplicated; every type when None."""
-    if sms_types is None:
-        return list(SMS_TYPES)
-    return sorted({check_sms_type(code) for code in sms_types})

@@ -21,7 +21,6 @@ from typing import Any, Final
 
 import polars as pl
 
-from esms_analytics.client import RAW_SCHEMA
 from esms_analytics.codes import (
     CARRIERS,
     SEND_RESULTS,
@@ -29,8 +28,10 @@ from esms_analytics.codes import (
     SMS_TYPES,
     STATUS_REJECTED,
     STATUS_SENT,
+    TIME_ZONE,
 )
 from esms_analytics.errors import DecodeError
+from esms_analytics.wire import RAW_SCHEMA
 
 logger = logging.getLogger("esms_analytics")
 
@@ -40,7 +41,6 @@ SMS_TYPE_LABEL_DTYPE: Final = pl.Enum([*SMS_TYPES.values(), UNKNOWN])
 SEND_STATUS_LABEL_DTYPE: Final = pl.Enum([*SEND_STATUSES.values(), UNKNOWN])
 SEND_RESULT_LABEL_DTYPE: Final = pl.Enum([*SEND_RESULTS.values(), UNKNOWN])
 ENCODING_DTYPE: Final = pl.Enum(["gsm7", "ucs2"])
-TIME_ZONE: Final = "Asia/Ho_Chi_Minh"
 
 #: The canonical table: one row per (message, receiver) as eSMS reports it.
 SCHEMA: Final = pl.Schema(

@@ -44,7 +44,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from esms_analytics.codes import VN_TZ
+from esms_analytics.arguments import optional_date
+from esms_analytics.codes import TIME_ZONE, VN_TZ
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError, LakeLockedError
 
@@ -383,7 +384,9 @@ def read_lake(
     (True, [2])
     """
     path = open_lake(lake, create=False)
-    files = partition_files(path, start=_as_date(start), end=_as_date(end), sms_types=sms_types)
+    files = partition_files(
+        path, start=optional_date(start), end=optional_date(end), sms_types=sms_types
+    )
     for sms_type, day, file in files:
         check_file(file, sms_type, day, thorough=False)
     if not files:
@@ -394,15 +397,6 @@ def read_lake(
         hive_schema=dict(PARTITION_SCHEMA),
     )
     return scan.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
-
-
-def _as_date(value: date | str | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{value!r} is not a date; write it as YYYY-MM-DD") from None
 
 
 # -- information --------------------------------------------------------------
@@ -489,7 +483,7 @@ def lake_info(lake: str | os.PathLike[str]) -> LakeInfo:
             "date": pl.Date(),
             "rows": pl.Int64(),
             "file_bytes": pl.Int64(),
-            "fetched_at": pl.Datetime("us", "Asia/Ho_Chi_Minh"),
+            "fetched_at": pl.Datetime("us", TIME_ZONE),
             "settled": pl.Boolean(),
             "status": pl.String(),
         },

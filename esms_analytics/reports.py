@@ -28,6 +28,7 @@ from typing import Final, Literal
 
 import polars as pl
 
+from esms_analytics.codes import TIME_ZONE
 from esms_analytics.errors import ConfigError
 
 NO_CAMPAIGN: Final = "(no campaign)"
@@ -49,8 +50,8 @@ DELIVERY_SCHEMA: Final = pl.Schema(
         "delivery_rate_low": pl.Float64(),
         "delivery_rate_high": pl.Float64(),
         "pending_share": pl.Float64(),
-        "first_sent": pl.Datetime("us", "Asia/Ho_Chi_Minh"),
-        "last_sent": pl.Datetime("us", "Asia/Ho_Chi_Minh"),
+        "first_sent": pl.Datetime("us", TIME_ZONE),
+        "last_sent": pl.Datetime("us", TIME_ZONE),
         "provisional": pl.Boolean(),
     }
 )

@@ -28,14 +28,8 @@ from typing import Final, Literal
 
 import polars as pl
 
-from esms_analytics.client import (
-    MAX_PAGE_SIZE,
-    EsmsClient,
-    Window,
-    day_range,
-    sms_type_list,
-    to_date,
-)
+from esms_analytics.arguments import day_range, sms_type_list, to_date
+from esms_analytics.client import EsmsClient, Window
 from esms_analytics.codes import VN_TZ
 from esms_analytics.errors import AuthError, ConfigError, EsmsError
 from esms_analytics.lake import (
@@ -49,6 +43,7 @@ from esms_analytics.lake import (
     write_partition,
 )
 from esms_analytics.windows import DEFAULT_PASSES, fetch_window
+from esms_analytics.wire import MAX_PAGE_SIZE
 
 logger = logging.getLogger("esms_analytics")
 

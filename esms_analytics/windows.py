@@ -18,15 +18,11 @@ from datetime import date
 
 import polars as pl
 
-from esms_analytics.client import (
-    MAX_PAGE_SIZE,
-    EsmsClient,
-    Window,
-    day_range,
-    sms_type_list,
-)
+from esms_analytics.arguments import day_range, sms_type_list, to_date
+from esms_analytics.client import EsmsClient, Window
 from esms_analytics.decode import decode_raw, empty_frame
 from esms_analytics.errors import IncompleteWindowError
+from esms_analytics.wire import MAX_PAGE_SIZE
 
 logger = logging.getLogger("esms_analytics")
 
@@ -129,8 +125,8 @@ def fetch_window(
 
 def fetch_days(
     client: EsmsClient,
-    start: date,
-    end: date,
+    start: date | str,
+    end: date | str | None = None,
     *,
     sms_types: Sequence[int] | None = None,
     page_size: int = MAX_PAGE_SIZE,
@@ -138,13 +134,31 @@ def fetch_days(
 ) -> pl.DataFrame:
     """Every message created on the days ``start``..``end`` (inclusive), one frame.
 
-    Raises :class:`IncompleteWindowError` rather than return a window with a gap.
+    Each (type, day) is fetched as one window, checked against ``CountTotal``
+    and decoded to the canonical schema (:data:`~esms_analytics.SCHEMA`).
+    ``end`` defaults to ``start``; ``sms_types`` to every type.
+
+    Raises
+    ------
+    IncompleteWindowError
+        Rather than return a window with a gap.
+
+    Examples
+    --------
+    >>> from datetime import timedelta
+    >>> from esms_analytics.simulator import Simulator
+    >>> with Simulator(daily_volume=40, days=3) as sim, sim.client() as client:
+    ...     frame = fetch_days(client, sim.today - timedelta(days=2), sim.today - timedelta(days=1),
+    ...                        sms_types=[2])
+    >>> frame.columns[:4], frame["sms_type"].unique().to_list()
+    (['sms_id', 'reference_id', 'campaign', 'content'], [2])
     """
     from tqdm.auto import tqdm
 
+    first = to_date(start)
     windows = [
         (code, Window.for_day(day))
-        for day in day_range(start, end)
+        for day in day_range(first, to_date(end) if end is not None else first)
         for code in sms_type_list(sms_types)
     ]
     frames = []

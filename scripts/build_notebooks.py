@@ -57,14 +57,14 @@ CELLS: dict[str, list[tuple[str, str]]] = {
         ("code", START_SIMULATOR),
         (
             "md",
-            "The client's repr never shows the keys. `fetch` walks every page of every day "
+            "The client's repr never shows the keys. `fetch_days` walks every page of every day "
             "in the range (1-based pages of up to 500 rows), checks each day against the "
             "service's `CountTotal` and decodes it.",
         ),
         (
             "code",
-            "week = client.fetch(sim.today - timedelta(days=7), sim.today - timedelta(days=1),"
-            " sms_type=2)\nweek.head()",
+            "week = esms.fetch_days(client, sim.today - timedelta(days=7), sim.today - timedelta(days=1),"
+            " sms_types=[2])\nweek.head()",
         ),
         (
             "md",

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 import requests
 
-from esms_analytics import EsmsClient, RetryPolicy, Window
+from esms_analytics import EsmsClient, RetryPolicy, Window, fetch_days
 from esms_analytics.client import RateLimiter
 from esms_analytics.errors import ApiError, AuthError, ConfigError, EsmsError, TransportError
 from esms_analytics.simulator import Simulator
@@ -179,7 +179,7 @@ def test_numbers_as_strings_decode_the_same() -> None:
             Simulator(now=NOW, string_numbers=share, daily_volume=80) as sim,
             sim.client() as client,
         ):
-            frames.append(client.fetch(DAY, sms_type=2))
+            frames.append(fetch_days(client, DAY, sms_types=[2]))
     assert frames[0].height > 0
     assert frames[0].equals(frames[1])
 
@@ -235,9 +235,9 @@ def test_pages_are_newest_first(client: EsmsClient) -> None:
 def test_statuses_settle_as_the_clock_moves() -> None:
     with Simulator(now=NOW, daily_volume=2000) as sim, sim.client() as client:
         yesterday = sim.today - timedelta(days=1)
-        early = client.fetch(yesterday, sms_type=2)
+        early = fetch_days(client, yesterday, sms_types=[2])
         sim.clock.advance(timedelta(days=3))
-        late = client.fetch(yesterday, sms_type=2)
+        late = fetch_days(client, yesterday, sms_types=[2])
     assert late.height == early.height > 0
     assert not early["is_final"].all()
     assert late["is_final"].all()
@@ -249,7 +249,7 @@ def test_the_same_seed_gives_the_same_history() -> None:
     frames = []
     for _ in range(2):
         with Simulator(now=NOW, seed=3, daily_volume=50) as sim, sim.client() as client:
-            frames.append(client.fetch(DAY - timedelta(days=2), DAY, sms_type=1))
+            frames.append(fetch_days(client, DAY - timedelta(days=2), DAY, sms_types=[1]))
     assert frames[0].equals(frames[1])
 
 
@@ -367,10 +367,10 @@ def test_a_rate_limited_client_really_waits(sim: Simulator) -> None:
     ],
 )
 def test_odd_but_valid_bodies_keep_every_row(body: bytes, expected: dict[str, object]) -> None:
-    from esms_analytics.client import _Envelope, _parse_envelope
+    from esms_analytics.wire import Envelope, parse_envelope
 
-    envelope = _parse_envelope(body)
-    assert isinstance(envelope, _Envelope)
+    envelope = parse_envelope(body)
+    assert isinstance(envelope, Envelope)
     assert envelope.code == "100"
     assert envelope.raw.select(list(expected)).row(0, named=True) == expected
 
@@ -384,6 +384,6 @@ def test_odd_but_valid_bodies_keep_every_row(body: bytes, expected: dict[str, ob
     ],
 )
 def test_unusable_bodies_are_named(body: bytes, problem: str) -> None:
-    from esms_analytics.client import _parse_envelope
+    from esms_analytics.wire import parse_envelope
 
-    assert problem in str(_parse_envelope(body))
+    assert problem in str(parse_envelope(body))

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from esms_analytics import SCHEMA, DecodeError, decode_rows
+from esms_analytics import SCHEMA, DecodeError, decode_rows, fetch_days
 from esms_analytics.simulator import Simulator
 
 from .conftest import NOW
@@ -319,7 +319,9 @@ def test_segments_follow_the_published_steps(content: str) -> None:
 def test_frames_from_the_simulator_have_exactly_the_schema() -> None:
     with Simulator(now=NOW, daily_volume=200, legacy_dates=0.2) as sim, sim.client() as client:
         for sms_type in (1, 2, 8, 23, 24, 25, 26):
-            frame = client.fetch(NOW.date() - timedelta(days=2), NOW.date(), sms_type=sms_type)
+            frame = fetch_days(
+                client, NOW.date() - timedelta(days=2), NOW.date(), sms_types=[sms_type]
+            )
             assert frame.schema == SCHEMA
             assert frame["sms_type"].unique().to_list() in ([sms_type], [])
     assert frame.height > 0

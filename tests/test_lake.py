@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from esms_analytics import AuthError, ConfigError, CorruptPartitionError, LakeError
+from esms_analytics import AuthError, ConfigError, CorruptPartitionError, LakeError, fetch_days
 from esms_analytics.errors import LakeLockedError
 from esms_analytics.lake import LAKE_SCHEMA, lake_info, lake_lock, read_lake, write_partition
 from esms_analytics.simulator import Faults, Simulator
@@ -168,7 +168,7 @@ def test_rows_arriving_while_paging_are_stored_exactly_once(lake: Path) -> None:
         assert report.windows[0].requests > report.windows[0].rows // 25 + 1  # walked twice
         stored = read_lake(lake).collect()
         with sim.client() as client:
-            fresh = client.fetch(TODAY, sms_type=2)
+            fresh = fetch_days(client, TODAY, sms_types=[2])
     assert stored.select("reference_id", "phone").is_unique().all()
     assert stored.height == fresh.height == report.windows[0].count_total
     assert_frame_equal(stored.drop("date").sort(KEY[2:]), fresh.sort(KEY[2:]))
