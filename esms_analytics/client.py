@@ -35,7 +35,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
 import polars as pl
@@ -44,7 +44,7 @@ import requests.adapters
 
 from esms_analytics.arguments import check_sms_type
 from esms_analytics.codes import VN_TZ
-from esms_analytics.errors import ApiError, AuthError, ConfigError, TransportError
+from esms_analytics.errors import ApiError, AuthError, ConfigError, EsmsError, TransportError
 from esms_analytics.wire import (
     CODE_AUTH_FAILED,
     CODE_NO_DATA,
@@ -108,7 +108,7 @@ class Window:
 
     @classmethod
     def for_day(cls, day: date) -> Window:
-        """The window of one Vietnam-local day: ``D 00:00:00`` to ``D 23:59:59``."""
+        """Make the window of one Vietnam-local day: ``D 00:00:00`` to ``D 23:59:59``."""
         start = datetime(day.year, day.month, day.day, tzinfo=VN_TZ)
         return cls(start, start + timedelta(days=1, seconds=-1))
 
@@ -119,7 +119,7 @@ class Window:
         return self.start.date() if whole == self else None
 
     def params(self) -> dict[str, str]:
-        """The ``From`` / ``To`` fields of the request body."""
+        """Return the ``From`` / ``To`` fields of the request body."""
         return {"From": self.start.strftime(TIME_FORMAT), "To": self.end.strftime(TIME_FORMAT)}
 
     def __str__(self) -> str:
@@ -243,6 +243,32 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
+class _Request(NamedTuple):
+    """Which page of which window a request asks for; its text names it in messages."""
+
+    window: Window
+    sms_type: int
+    page: int
+    page_size: int
+
+    def __str__(self) -> str:
+        return f"{ENDPOINT} SmsType={self.sms_type} window {self.window} page {self.page}"
+
+    def facts(self) -> dict[str, Any]:
+        """Return the request's facts as error attributes."""
+        return {"sms_type": self.sms_type, "window": str(self.window), "page": self.page}
+
+
+@dataclass(frozen=True)
+class _Retryable:
+    """Why an attempt failed in a way worth another attempt."""
+
+    problem: str
+    retry_after: float | None = None
+    #: The CodeResult, when the service itself asked for a retry (99, 160).
+    code: str | None = None
+
+
 class EsmsClient:
     """A client for eSMS's message history, ``GetSmsSentData_V2``.
 
@@ -354,28 +380,20 @@ class EsmsClient:
             "Page": page,
             "PageSize": page_size,
         }
-        where = f"{ENDPOINT} SmsType={sms_type} window {window} page {page}"
+        request = _Request(window, sms_type, page, page_size)
         attempts = self.retry.max_attempts
         for attempt in range(1, attempts + 1):
             self.rate_limiter.acquire()
-            outcome = self._attempt(body, where)
+            outcome = self._attempt(body, request)
             if isinstance(outcome, Envelope):
-                return self._page_from(outcome, window, sms_type, page, page_size, attempt, where)
-            problem, retry_after, code = outcome
+                return self._page_from(outcome, request, attempt)
             if attempt == attempts:
-                message = (
-                    f"{where} failed after {attempts} attempts: {problem} "
-                    f"(base URL {self.base_url}); check the network and the service, "
-                    "then run again: completed windows are kept"
-                )
-                if code is not None:
-                    raise ApiError(self._redact(message), code=code, attempts=attempts)
-                raise TransportError(self._redact(message), attempts=attempts)
-            wait = self.retry.delay(attempt, retry_after)
+                raise self._gave_up(outcome, request, attempts)
+            wait = self.retry.delay(attempt, outcome.retry_after)
             logger.warning(
                 "%s: %s; retrying in %.2fs (attempt %d of %d)",
-                where,
-                self._redact(problem),
+                request,
+                self._redact(outcome.problem),
                 wait,
                 attempt + 1,
                 attempts,
@@ -383,9 +401,17 @@ class EsmsClient:
             self._sleep(wait)
         raise AssertionError("unreachable: the loop returns or raises")
 
-    def _attempt(
-        self, body: dict[str, Any], where: str
-    ) -> Envelope | tuple[str, float | None, str | None]:
+    def _gave_up(self, outcome: _Retryable, request: _Request, attempts: int) -> EsmsError:
+        message = self._redact(
+            f"{request} failed after {attempts} attempts: {outcome.problem} "
+            f"(base URL {self.base_url}); check the network and the service, then run again"
+        )
+        facts = request.facts()
+        if outcome.code is not None:
+            return ApiError(message, code=outcome.code, attempts=attempts, **facts)
+        return TransportError(message, attempts=attempts, **facts)
+
+    def _attempt(self, body: dict[str, Any], request: _Request) -> Envelope | _Retryable:
         """One HTTP exchange: the envelope of a usable answer, or why to retry.
 
         Non-retryable answers raise here.
@@ -395,68 +421,67 @@ class EsmsClient:
         try:
             response = self._session.post(self.url, json=body, timeout=self.timeout)
         except requests.Timeout:
-            return f"no response within {self.timeout:g}s", None, None
+            return _Retryable(f"no response within {self.timeout:g}s")
         except requests.RequestException as exc:
             # The exception text may quote the URL but never the body; still redact.
-            return f"connection failed ({type(exc).__name__})", None, None
+            return _Retryable(f"connection failed ({type(exc).__name__})")
         status = response.status_code
         if status in RETRY_STATUS:
-            return f"HTTP {status}", _retry_after(response.headers.get("Retry-After")), None
+            return _Retryable(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
         if status != 200:
             raise TransportError(
                 self._redact(
-                    f"{where}: HTTP {status} from {self.url}; check base_url "
+                    f"{request}: HTTP {status} from {self.url}; check base_url "
                     f"(it should end in /MainService.svc/json)"
                 ),
-                attempts=1,
+                **request.facts(),
             )
         envelope = parse_envelope(response.content)
         if isinstance(envelope, str):
-            return envelope, None, None
-        code = envelope.code
-        if code in (CODE_SUCCESS, CODE_NO_DATA):
+            return _Retryable(envelope)
+        if envelope.code in (CODE_SUCCESS, CODE_NO_DATA):
             return envelope
-        server_message = envelope.error_message
-        if code in RETRY_CODES:
-            return f"CodeResult {code} ({server_message or 'no message'})", None, code
-        hint = CODE_HINTS.get(code, "see eSMS's table of error codes")
+        if envelope.code in RETRY_CODES:
+            message = envelope.error_message or "no message"
+            return _Retryable(f"CodeResult {envelope.code} ({message})", code=envelope.code)
+        raise self._refusal(envelope, request)
+
+    def _refusal(self, envelope: Envelope, request: _Request) -> ApiError:
+        """Build the error for a final, unsuccessful CodeResult."""
+        code, server_message = envelope.code, self._redact(envelope.error_message)
         message = self._redact(
-            f"{where}: eSMS answered CodeResult {code}"
+            f"{request}: eSMS answered CodeResult {code}"
             f"{f' ({server_message})' if server_message else ''}; "
         )
+        facts = request.facts()
         if code == CODE_AUTH_FAILED:
-            raise AuthError(
+            return AuthError(
                 message + f"the ApiKey/SecretKey pair was refused by {self.base_url}; "
                 f"check {ENV_API_KEY} and {ENV_SECRET_KEY}",
                 code=code,
-                server_message=self._redact(server_message),
+                server_message=server_message,
+                **facts,
             )
-        raise ApiError(message + hint, code=code, server_message=self._redact(server_message))
+        hint = CODE_HINTS.get(code, "see eSMS's table of error codes")
+        return ApiError(message + hint, code=code, server_message=server_message, **facts)
 
-    def _page_from(
-        self,
-        envelope: Envelope,
-        window: Window,
-        sms_type: int,
-        page: int,
-        page_size: int,
-        attempts: int,
-        where: str,
-    ) -> Page:
+    def _page_from(self, envelope: Envelope, request: _Request, attempts: int) -> Page:
+        window, sms_type, number, page_size = request
         if envelope.code == CODE_NO_DATA:
-            return Page(
-                window, sms_type, page, page_size, 0, pl.DataFrame(schema=RAW_SCHEMA), b"", attempts
-            )
+            empty = pl.DataFrame(schema=RAW_SCHEMA)
+            return Page(window, sms_type, number, page_size, 0, empty, b"", attempts)
         raw_total = envelope.count_total
         try:
             count_total = int(float(raw_total)) if raw_total is not None else envelope.raw.height
-        except ValueError:
+        except ValueError as exc:
             raise TransportError(
-                f"{where}: CountTotal {raw_total!r} is not a number", attempts=attempts
-            ) from None
-        logger.debug("%s: %d rows of CountTotal %d", where, envelope.raw.height, count_total)
+                self._redact(f"{request}: CountTotal {raw_total!r} is not a number"),
+                attempts=attempts,
+                **request.facts(),
+            ) from exc
+        logger.debug("%s: %d rows of CountTotal %d", request, envelope.raw.height, count_total)
         return Page(
-            window, sms_type, page, page_size, count_total, envelope.raw, envelope.body, attempts
+            window, sms_type, number, page_size, count_total, envelope.raw, envelope.body, attempts
         )
 
     def _redact(self, text: str) -> str:

@@ -126,7 +126,7 @@ _warned_lock = threading.Lock()
 
 
 def empty_frame() -> pl.DataFrame:
-    """An empty frame with exactly the canonical schema."""
+    """Return an empty frame with exactly the canonical schema."""
     return pl.DataFrame(schema=SCHEMA)
 
 
@@ -289,7 +289,7 @@ def _has_legacy_dates(raw: pl.DataFrame) -> bool:
 
 
 def is_final_expr() -> pl.Expr:
-    """True where a row will not change any more: a final result, or rejected."""
+    """Flag the rows that will not change any more: a final result, or rejected."""
     status, result = pl.col("send_status"), pl.col("send_result")
     return ((status == STATUS_SENT) & result.is_in([0, 1])) | (status == STATUS_REJECTED)
 
@@ -344,12 +344,12 @@ def _require(frame: pl.DataFrame, fields: Sequence[str]) -> None:
 
 def _raise_bad(raw: pl.DataFrame, mask: pl.Series, field: str, expected: str) -> None:
     bad = raw.filter(mask)
-    value = bad[field][0] if field in bad.columns else None
-    reference = bad["ReferenceId"][0] or "(no ReferenceId)"
     raise DecodeError(
-        f"cannot decode {field}={value!r} in the row with ReferenceId {reference!r} "
-        f"({bad.height} row(s) affected): {expected}; report the raw row to eSMS or "
-        "fix the input before decoding"
+        field=field,
+        value=bad[field][0] if field in bad.columns else None,
+        reference_id=bad["ReferenceId"][0] or "",
+        rows=bad.height,
+        expected=expected,
     )
 
 

@@ -63,7 +63,7 @@ _FILE_COLUMNS: Final = [name for name in SCHEMA if name != "sms_type"]
 
 
 def partition_path(lake: Path, sms_type: int, day: date) -> Path:
-    """The directory of one (SmsType, day) partition."""
+    """Return the directory of one (SmsType, day) partition."""
     return lake / DATA_DIR / f"sms_type={sms_type}" / f"date={day.isoformat()}"
 
 
@@ -71,18 +71,25 @@ def open_lake(lake: str | os.PathLike[str], *, create: bool) -> Path:
     """Check that ``lake`` can be used as a lake directory; create it if asked."""
     path = Path(lake).expanduser()
     if path.exists() and not path.is_dir():
-        raise LakeError(f"the lake path {path} is a file, not a directory; give a directory")
+        raise LakeError(
+            f"the lake path {path} is a file, not a directory; give a directory", lake=str(path)
+        )
     if not path.exists():
         if not create:
             raise LakeError(
-                f"there is no lake at {path}; run `esms-analytics sync --lake {path} ...` first"
+                f"there is no lake at {path}; run `esms-analytics sync --lake {path} ...` first",
+                lake=str(path),
             )
         try:
             path.mkdir(parents=True)
         except OSError as exc:
-            raise LakeError(f"cannot create the lake directory {path}: {exc.strerror}") from None
+            raise LakeError(
+                f"cannot create the lake directory {path}: {exc.strerror}", lake=str(path)
+            ) from exc
     if create and not os.access(path, os.W_OK | os.X_OK):
-        raise LakeError(f"the lake directory {path} is not writable; fix its permissions")
+        raise LakeError(
+            f"the lake directory {path} is not writable; fix its permissions", lake=str(path)
+        )
     return path
 
 
@@ -187,7 +194,7 @@ class WindowEntry:
         return window_key(self.sms_type, self.date)
 
     def to_json(self) -> dict[str, Any]:
-        """The manifest's JSON form."""
+        """Return the manifest's JSON form."""
         return {
             "sms_type": self.sms_type,
             "date": self.date.isoformat(),
@@ -213,7 +220,7 @@ class WindowEntry:
 
 
 def window_key(sms_type: int, day: date) -> str:
-    """The manifest key of a window."""
+    """Return the manifest key of a window."""
     return f"{sms_type}/{day.isoformat()}"
 
 
@@ -233,11 +240,12 @@ class Manifest:
             except (ValueError, KeyError, TypeError) as exc:
                 raise LakeError(
                     f"the manifest {self.path} is unreadable ({exc}); move it aside and run "
-                    "`esms-analytics sync --refresh` over the lake's days to rebuild it"
-                ) from None
+                    "`esms-analytics sync --refresh` over the lake's days to rebuild it",
+                    lake=str(lake),
+                ) from exc
 
     def get(self, sms_type: int, day: date) -> WindowEntry | None:
-        """The entry of a window, if it was ever fetched."""
+        """Return the entry of a window, if it was ever fetched."""
         return self.entries.get(window_key(sms_type, day))
 
     def record(self, entry: WindowEntry) -> None:
@@ -269,12 +277,9 @@ def lake_lock(lake: Path) -> Iterator[None]:
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError as exc:
             holder = os.pread(descriptor, 200, 0).decode("utf-8", "replace").strip()
-            raise LakeLockedError(
-                f"another sync is writing to the lake {lake} ({holder or 'holder unknown'}); "
-                "wait for it to finish, or stop it, then run again"
-            ) from None
+            raise LakeLockedError(lake=str(lake), holder=holder) from exc
         os.ftruncate(descriptor, 0)
         os.pwrite(
             descriptor,
@@ -309,7 +314,7 @@ def partition_files(
     end: date | None = None,
     sms_types: Sequence[int] | None = None,
 ) -> list[tuple[int, date, Path]]:
-    """The data files of the lake, pruned by day and type from their paths alone."""
+    """List the data files of the lake, pruned by day and type from their paths alone."""
     found: list[tuple[int, date, Path]] = []
     for type_dir in sorted((lake / DATA_DIR).glob("sms_type=*")):
         try:
@@ -348,10 +353,12 @@ def check_file(path: Path, sms_type: int, day: date, *, thorough: bool = True) -
         return -1
     except (OSError, pa.ArrowException) as exc:
         raise CorruptPartitionError(
-            f"the partition file {path} is unreadable ({exc}); repair it with "
-            f"`esms-analytics sync --lake {path.parents[3]} --from {day} --to {day} "
-            f"--sms-type {sms_type} --refresh`"
-        ) from None
+            lake=str(path.parents[3]),
+            partition=str(path),
+            sms_type=sms_type,
+            day=day.isoformat(),
+            problem=str(exc),
+        ) from exc
 
 
 def read_lake(
@@ -361,7 +368,7 @@ def read_lake(
     end: date | str | None = None,
     sms_types: Sequence[int] | None = None,
 ) -> pl.LazyFrame:
-    """The lake as one LazyFrame: the canonical schema plus the partition ``date``.
+    """Scan the lake as one LazyFrame: the canonical schema plus the partition ``date``.
 
     ``start``/``end`` (creation days, inclusive) and ``sms_types`` prune whole
     partitions before anything is read; every other filter is pushed down to
@@ -422,7 +429,7 @@ class LakeInfo:
         return int(self.windows["rows"].sum())
 
     def summary(self) -> str:
-        """A few lines for people."""
+        """Describe the lake in a few lines for people."""
         if self.windows.height == 0:
             return f"lake {self.lake}: empty (run `esms-analytics sync` to fill it)"
         unsettled = self.windows.filter(~pl.col("settled"))

@@ -80,47 +80,71 @@ def fetch_window(
     requests = 0
     result: WindowResult | None = None
     for number in range(1, max_passes + 1):
-        frames: list[pl.DataFrame] = []
-        batch: list[pl.DataFrame] = []
-        counts: list[int] = []
-        pages_of_pass = client.iter_pages(
-            window, sms_type, page_size=page_size, pool=pages, in_flight=in_flight
-        )
-        for page in pages_of_pass:
-            requests += page.attempts
-            counts.append(page.count_total)
-            batch.append(page.raw)
-            if sum(raw.height for raw in batch) >= DECODE_BATCH_ROWS:
-                frames.append(decode_raw(pl.concat(batch)))
-                batch = []
-        if batch:
-            frames.append(decode_raw(pl.concat(batch)))
-        fetched = pl.concat(frames) if frames else empty_frame()
-        unique = fetched.unique(maintain_order=True).sort(ROW_ORDER, nulls_last=True)
+        walk = _walk(client, sms_type, window, page_size=page_size, pool=pages, in_flight=in_flight)
+        requests += walk.requests
+        unique = walk.frame.unique(maintain_order=True).sort(ROW_ORDER, nulls_last=True)
         result = WindowResult(
             sms_type=sms_type,
             window=window,
             frame=unique,
-            count_total=counts[-1],
+            count_total=walk.last_count,
             requests=requests,
             passes=number,
-            duplicates_dropped=fetched.height - unique.height,
+            duplicates_dropped=walk.frame.height - unique.height,
         )
-        if result.complete and counts[0] == counts[-1]:
+        if result.complete and walk.first_count == walk.last_count:
             return result
         logger.info(
             "SmsType=%d window %s changed while paging (CountTotal %d -> %d, %d unique rows); "
             "fetching it again (pass %d of %d)",
             sms_type,
             window,
-            counts[0],
-            counts[-1],
+            walk.first_count,
+            walk.last_count,
             unique.height,
             number + 1,
             max_passes,
         )
     assert result is not None
     return result
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """One walk of a window's pages: every row seen (duplicates too) and the counts."""
+
+    frame: pl.DataFrame
+    first_count: int
+    last_count: int
+    requests: int
+
+
+def _walk(
+    client: EsmsClient,
+    sms_type: int,
+    window: Window,
+    *,
+    page_size: int,
+    pool: Executor | None,
+    in_flight: threading.Semaphore | None,
+) -> _Walk:
+    frames: list[pl.DataFrame] = []
+    batch: list[pl.DataFrame] = []
+    counts: list[int] = []
+    requests = 0
+    for page in client.iter_pages(
+        window, sms_type, page_size=page_size, pool=pool, in_flight=in_flight
+    ):
+        requests += page.attempts
+        counts.append(page.count_total)
+        batch.append(page.raw)
+        if sum(raw.height for raw in batch) >= DECODE_BATCH_ROWS:
+            frames.append(decode_raw(pl.concat(batch)))
+            batch = []
+    if batch:
+        frames.append(decode_raw(pl.concat(batch)))
+    frame = pl.concat(frames) if frames else empty_frame()
+    return _Walk(frame, counts[0], counts[-1], requests)
 
 
 def fetch_days(
@@ -167,9 +191,11 @@ def fetch_days(
             result = fetch_window(client, sms_type, window, page_size=page_size)
             if not result.complete:
                 raise IncompleteWindowError(
-                    f"SmsType={sms_type} window {window} changed on each of {result.passes} "
-                    f"passes (CountTotal now {result.count_total}, {result.frame.height} unique "
-                    "rows): messages are still arriving; fetch it again in a moment"
+                    sms_type=sms_type,
+                    window=str(window),
+                    passes=result.passes,
+                    count_total=result.count_total,
+                    unique_rows=result.frame.height,
                 )
             frames.append(result.frame)
             bar.update()
