@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from esms_analytics import htmlreport, plots, reports
+from esms_analytics import plots, render, reports
 from esms_analytics.codes import VN_TZ
 
 
@@ -98,8 +98,8 @@ def write_bundle(frame: pl.LazyFrame | pl.DataFrame, out_dir: Path, *, title: st
         path = out_dir / f"{name}.png"
         path.write_bytes(png)
         bundle.tables[name], bundle.pngs[name] = table, path
-        sections.append(htmlreport.Section(kind.title, kind.note, table, png))
-    page = htmlreport.render(
+        sections.append(render.Section(kind.title, kind.note, table, png))
+    page = render.html_page(
         title,
         f"Generated {datetime.now(VN_TZ):%Y-%m-%d %H:%M} (Vietnam time) by esms-analytics.",
         sections,

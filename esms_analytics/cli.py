@@ -26,9 +26,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, TextIO
-
-import polars as pl
+from typing import Any
 
 from esms_analytics import __version__
 from esms_analytics.arguments import sms_type_list, to_date
@@ -69,14 +67,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def _day(text: str) -> date:
+def _parse_day(text: str) -> date:
     try:
         return to_date(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _sms_type(text: str) -> int:
+def _parse_sms_type(text: str) -> int:
     try:
         code = int(text)
     except ValueError:
@@ -88,20 +86,20 @@ def _sms_type(text: str) -> int:
     return code
 
 
-def _positive(text: str) -> int:
+def _parse_positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
 
 
-def _not_negative(text: str) -> int:
+def _parse_not_negative(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
     return int(text)
 
 
 def build_parser() -> _Parser:
-    """The argument parser of every command (the README's CLI reference is its --help)."""
+    """Build the argument parser of every command (the README's CLI reference is its --help)."""
     parser = _Parser(
         prog="esms-analytics",
         description="Fetch, store and report eSMS (esms.vn) message history. Credentials come "
@@ -115,33 +113,62 @@ def build_parser() -> _Parser:
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
+    # The order of the calls is the order of --help.
+    sync, fetch = _add_sync_command(commands), _add_fetch_command(commands)
+    lake, lake_info = _add_lake_commands(commands)
+    parser.commands = {
+        "sync": sync,
+        "fetch": fetch,
+        "lake": lake,
+        "lake info": lake_info,
+        "report": _add_report_command(commands),
+        "simulate": _add_simulate_command(commands),
+        "demo": _add_demo_command(commands),
+    }
+    return parser
 
-    def with_range(command: argparse.ArgumentParser, *, required: bool) -> None:
-        command.add_argument(
-            "--from",
-            dest="start",
-            type=_day,
-            required=required,
-            metavar="YYYY-MM-DD",
-            help="first creation day (Vietnam time)",
-        )
-        command.add_argument(
-            "--to",
-            dest="end",
-            type=_day,
-            required=required,
-            metavar="YYYY-MM-DD",
-            help="last creation day, inclusive",
-        )
-        command.add_argument(
-            "--sms-type",
-            dest="sms_types",
-            type=_sms_type,
-            action="append",
-            metavar="N",
-            help=f"message type, repeatable; default every type ({TYPES_HELP})",
-        )
 
+def _add_range_options(command: argparse.ArgumentParser, *, required: bool) -> None:
+    command.add_argument(
+        "--from",
+        dest="start",
+        type=_parse_day,
+        required=required,
+        metavar="YYYY-MM-DD",
+        help="first creation day (Vietnam time)",
+    )
+    command.add_argument(
+        "--to",
+        dest="end",
+        type=_parse_day,
+        required=required,
+        metavar="YYYY-MM-DD",
+        help="last creation day, inclusive",
+    )
+    command.add_argument(
+        "--sms-type",
+        dest="sms_types",
+        type=_parse_sms_type,
+        action="append",
+        metavar="N",
+        help=f"message type, repeatable; default every type ({TYPES_HELP})",
+    )
+
+
+def _add_service_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--base-url", metavar="URL", help=f"service URL (default ${ENV_BASE_URL} or eSMS)"
+    )
+    command.add_argument(
+        "--max-attempts",
+        metavar="N",
+        type=_parse_positive,
+        default=6,
+        help="attempts per request before a window fails (default 6)",
+    )
+
+
+def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
     sync = commands.add_parser(
         "sync",
         help="bring a Parquet lake up to date",
@@ -151,17 +178,19 @@ def build_parser() -> _Parser:
     sync.add_argument(
         "--lake", type=Path, metavar="PATH", required=True, help="lake directory (created if new)"
     )
-    with_range(sync, required=True)
+    _add_range_options(sync, required=True)
+    _add_service_options(sync)
     sync.add_argument(
-        "--base-url", metavar="URL", help=f"service URL (default ${ENV_BASE_URL} or eSMS)"
-    )
-    sync.add_argument(
-        "--workers", metavar="N", type=_positive, default=4, help="windows in parallel (default 4)"
+        "--workers",
+        metavar="N",
+        type=_parse_positive,
+        default=4,
+        help="windows in parallel (default 4)",
     )
     sync.add_argument(
         "--settle-days",
         metavar="DAYS",
-        type=_not_negative,
+        type=_parse_not_negative,
         default=3,
         help="days after a day ends before it counts as final (default 3)",
     )
@@ -177,43 +206,38 @@ def build_parser() -> _Parser:
         action="store_true",
         help="fetch settled windows again (repairs a corrupt partition)",
     )
-    sync.add_argument(
-        "--max-attempts",
-        metavar="N",
-        type=_positive,
-        default=6,
-        help="attempts per request before a window fails (default 6)",
-    )
     sync.add_argument("--quiet", action="store_true", help="no progress bar (for cron)")
+    return sync
 
+
+def _add_fetch_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
     fetch = commands.add_parser(
         "fetch",
         help="fetch a range into one file, no lake",
         description="Fetch every message of the days into one .parquet, .csv or .json file.",
     )
-    with_range(fetch, required=True)
-    fetch.add_argument("--output", type=Path, required=True, help="FILE.parquet|.csv|.json")
+    _add_range_options(fetch, required=True)
     fetch.add_argument(
-        "--base-url", metavar="URL", help=f"service URL (default ${ENV_BASE_URL} or eSMS)"
+        "--output", type=Path, required=True, help="FILE.parquet|.csv|.json to write"
     )
-    fetch.add_argument(
-        "--max-attempts",
-        metavar="N",
-        type=_positive,
-        default=6,
-        help="attempts per request before giving up (default 6)",
-    )
+    _add_service_options(fetch)
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    return fetch
 
+
+def _add_lake_commands(
+    commands: argparse._SubParsersAction[_Parser],
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     lake = commands.add_parser("lake", help="inspect a lake")
-    lake_commands = lake.add_subparsers(
+    actions = lake.add_subparsers(
         dest="lake_command", required=True, metavar="ACTION", parser_class=_Parser
     )
-    info = lake_commands.add_parser(
-        "info", help="days, rows, freshness, unsettled and missing days"
-    )
-    info.add_argument("--lake", type=Path, metavar="PATH", required=True)
+    info = actions.add_parser("info", help="days, rows, freshness, unsettled and missing days")
+    info.add_argument("--lake", type=Path, metavar="PATH", required=True, help="the lake directory")
+    return lake, info
 
+
+def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report",
         help="delivery, cost, trend, carrier and hotspot reports",
@@ -221,8 +245,10 @@ def build_parser() -> _Parser:
         "columns; table is for people. 'html' writes every report with plots to --output.",
     )
     report.add_argument("kind", choices=REPORT_KINDS)
-    report.add_argument("--lake", type=Path, metavar="PATH", required=True)
-    with_range(report, required=False)
+    report.add_argument(
+        "--lake", type=Path, metavar="PATH", required=True, help="the lake directory"
+    )
+    _add_range_options(report, required=False)
     report.add_argument(
         "--campaign",
         dest="campaigns",
@@ -243,12 +269,17 @@ def build_parser() -> _Parser:
     report.add_argument(
         "--min-messages",
         metavar="N",
-        type=_positive,
+        type=_parse_positive,
         default=100,
         help="hotspots: smallest campaign x carrier volume (default 100)",
     )
     report.add_argument("--totals", action="store_true", help="cost: append a total row")
-    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table for people, csv or json for tools (default table)",
+    )
     report.add_argument("--plot", type=Path, metavar="FILE.png", help="also save the plot")
     report.add_argument(
         "--output",
@@ -256,20 +287,34 @@ def build_parser() -> _Parser:
         metavar="FILE.html",
         help="html: where to write the page (default <lake>/../reports/report.html)",
     )
+    return report
 
+
+def _add_simulate_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate",
         help="run the eSMS simulator on loopback",
         description="Serve GetSmsSentData_V2 from a seeded history until Ctrl-C.",
     )
-    simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=8765)
-    simulate.add_argument("--seed", type=int, default=7)
-    simulate.add_argument("--days", type=_not_negative, default=90, help="days of history")
     simulate.add_argument(
-        "--daily-volume", type=_not_negative, default=300, help="average rows a day over all types"
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    simulate.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    simulate.add_argument(
+        "--seed", type=int, default=7, help="seed of the generated history (default 7)"
+    )
+    simulate.add_argument(
+        "--days", type=_parse_not_negative, default=90, help="days of history (default 90)"
+    )
+    simulate.add_argument(
+        "--daily-volume",
+        type=_parse_not_negative,
+        default=300,
+        help="average rows a day over all types (default 300)",
+    )
+    simulate.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added per request (default 0)"
+    )
     simulate.add_argument(
         "--fault",
         action="append",
@@ -281,32 +326,45 @@ def build_parser() -> _Parser:
     )
     simulate.add_argument(
         "--arrivals",
-        type=_not_negative,
+        type=_parse_not_negative,
         default=0,
-        help="new messages created before each request is answered",
+        help="new messages created before each request is answered (default 0)",
     )
+    return simulate
 
+
+def _add_demo_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="the whole job on the embedded simulator",
         description="Sync ~90 days of every type from the embedded "
         "simulator, print the reports, write plots and an HTML page.",
     )
-    demo.add_argument("--lake", type=Path, metavar="PATH", default=Path("data/lake"))
-    demo.add_argument("--reports", type=Path, default=Path("data/reports"))
-    demo.add_argument("--days", type=_positive, default=90)
-    demo.add_argument("--daily-volume", type=_positive, default=2500)
+    demo.add_argument(
+        "--lake",
+        type=Path,
+        metavar="PATH",
+        default=Path("data/lake"),
+        help="lake directory (default data/lake)",
+    )
+    demo.add_argument(
+        "--reports",
+        type=Path,
+        metavar="DIR",
+        default=Path("data/reports"),
+        help="where the plots and the HTML page go (default data/reports)",
+    )
+    demo.add_argument(
+        "--days", type=_parse_positive, default=90, help="days of history (default 90)"
+    )
+    demo.add_argument(
+        "--daily-volume",
+        type=_parse_positive,
+        default=2500,
+        help="average rows a day over all types (default 2500)",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.commands = {
-        "sync": sync,
-        "fetch": fetch,
-        "lake": lake,
-        "lake info": info,
-        "report": report,
-        "simulate": simulate,
-        "demo": demo,
-    }
-    return parser
+    return demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,6 +468,7 @@ def _lake_info(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from esms_analytics.bundle import KINDS, write_bundle
     from esms_analytics.lake import read_lake
+    from esms_analytics.render import write_table
 
     frame = read_lake(args.lake, start=args.start, end=args.end, sms_types=args.sms_types)
     if args.kind == "html":
@@ -435,7 +494,7 @@ def _report(args: argparse.Namespace) -> int:
         if by:
             raise ConfigError(f"--by does not apply to the {args.kind} report")
         table = kind.compute(frame, **filters)
-    _write_table(table, args.format, sys.stdout)
+    write_table(table, args.format, sys.stdout)
     if table.height == 0:
         print(
             "no rows match this selection (is the lake empty, or the filter too narrow?)",
@@ -448,43 +507,6 @@ def _report(args: argparse.Namespace) -> int:
         args.plot.write_bytes(figure_png(kind.plot(table)))
         print(f"plot written to {args.plot}", file=sys.stderr)
     return EXIT_OK
-
-
-def _write_table(table: pl.DataFrame, form: str, stream: TextIO) -> None:
-    if form == "csv":
-        stream.write(table.write_csv())
-    elif form == "json":
-        stream.write(table.write_json() + "\n")
-    else:
-        stream.write(format_table(table) + "\n")
-
-
-def format_table(table: pl.DataFrame, *, rows: int = 40) -> str:
-    """A table for people: every column, rates as percentages, long names kept."""
-    shown = table.with_columns(
-        pl.col(name).mul(100).round(1).alias(f"{name} %")
-        for name in table.columns
-        if name.startswith(
-            ("delivery_rate", "pending_share", "share", "volume_share", "campaign_delivery_rate")
-        )
-    ).drop(
-        name
-        for name in table.columns
-        if name.startswith(
-            ("delivery_rate", "pending_share", "share", "volume_share", "campaign_delivery_rate")
-        )
-    )
-    with pl.Config(
-        tbl_rows=rows,
-        tbl_cols=-1,
-        tbl_width_chars=250,
-        fmt_str_lengths=40,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        thousands_separator=",",
-        float_precision=1,
-    ):
-        return str(shown)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -524,17 +546,18 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from esms_analytics.demo import run_demo
 
-    return run_demo(
+    result = run_demo(
         lake=args.lake,
         reports_dir=args.reports,
         days=args.days,
         daily_volume=args.daily_volume,
         progress=not args.quiet,
     )
+    return EXIT_OK if result.sync.complete else EXIT_INCOMPLETE
 
 
 def reference_markdown() -> str:
-    """The CLI reference of the README: every command's ``--help``, 100 columns wide."""
+    """Render the CLI reference of the README: every command's ``--help``, 100 columns wide."""
     import os
     from unittest import mock
 

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 
-from esms_analytics.bundle import write_bundle
-from esms_analytics.cli import EXIT_INCOMPLETE, EXIT_OK, format_table
+from esms_analytics.bundle import Bundle, write_bundle
 from esms_analytics.lake import read_lake
+from esms_analytics.render import format_table
 from esms_analytics.simulator import Simulator
-from esms_analytics.sync import sync
+from esms_analytics.sync import SyncReport, sync
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo did: the sync's report and the reports it wrote."""
+
+    sync: SyncReport
+    bundle: Bundle
 
 
 def run_demo(
@@ -29,8 +38,8 @@ def run_demo(
     days: int = 90,
     daily_volume: int = 2500,
     progress: bool = True,
-) -> int:
-    """Run the demo; returns the exit code."""
+) -> DemoResult:
+    """Run the demo, printing as it goes; the caller decides what the outcome means."""
     began = time.monotonic()
     with (
         Simulator(days=days, daily_volume=daily_volume) as simulator,
@@ -73,4 +82,4 @@ def run_demo(
         "    .venv/bin/esms-analytics sync --lake data/lake --from YYYY-MM-DD --to YYYY-MM-DD",
         file=sys.stdout,
     )
-    return EXIT_OK if report.complete else EXIT_INCOMPLETE
+    return DemoResult(report, bundle)

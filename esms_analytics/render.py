@@ -1,4 +1,9 @@
-"""One self-contained HTML report: every table and plot inline, no external files."""
+"""How reports look to people: terminal tables, CSV/JSON exports and the HTML page.
+
+The CLI, the demo and the bundle render through this module; it computes
+nothing. The HTML page is one self-contained file: every table and plot
+inline, no external files.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,56 @@ import base64
 import html
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final, Literal, TextIO
 
 import polars as pl
+
+TableFormat = Literal["table", "csv", "json"]
+#: Columns holding shares in [0, 1], shown to people as percentages.
+_SHARE_PREFIXES: Final = (
+    "delivery_rate",
+    "pending_share",
+    "share",
+    "volume_share",
+    "campaign_delivery_rate",
+)
+
+
+def format_table(table: pl.DataFrame, *, rows: int = 40) -> str:
+    """Format a table for people: every column, rates as percentages, long names kept.
+
+    >>> print(format_table(pl.DataFrame({"campaign": ["A"], "delivery_rate": [0.9444]})))
+    ┌──────────┬─────────────────┐
+    │ campaign ┆ delivery_rate % │
+    ╞══════════╪═════════════════╡
+    │ A        ┆ 94.4            │
+    └──────────┴─────────────────┘
+    """
+    shares = [name for name in table.columns if name.startswith(_SHARE_PREFIXES)]
+    shown = table.with_columns(
+        pl.col(name).mul(100).round(1).alias(f"{name} %") for name in shares
+    ).drop(shares)
+    with pl.Config(
+        tbl_rows=rows,
+        tbl_cols=-1,
+        tbl_width_chars=250,
+        fmt_str_lengths=40,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        thousands_separator=",",
+        float_precision=1,
+    ):
+        return str(shown)
+
+
+def write_table(table: pl.DataFrame, form: TableFormat, stream: TextIO) -> None:
+    """Write ``table`` to ``stream``: CSV and JSON carry exactly the report's columns."""
+    if form == "csv":
+        stream.write(table.write_csv())
+    elif form == "json":
+        stream.write(table.write_json() + "\n")
+    else:
+        stream.write(format_table(table) + "\n")
 
 
 @dataclass(frozen=True)
@@ -47,7 +100,7 @@ def _cell(value: object) -> tuple[str, bool]:
 
 
 def table_html(frame: pl.DataFrame, *, max_rows: int = 30) -> str:
-    """An HTML table of the first ``max_rows`` rows, values escaped."""
+    """Render an HTML table of the first ``max_rows`` rows, values escaped."""
     head = "".join(f"<th>{html.escape(name)}</th>" for name in frame.columns)
     body = []
     for row in frame.head(max_rows).iter_rows():
@@ -65,8 +118,8 @@ def table_html(frame: pl.DataFrame, *, max_rows: int = 30) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
 
-def render(title: str, intro: str, sections: list[Section]) -> str:
-    """The whole page."""
+def html_page(title: str, intro: str, sections: list[Section]) -> str:
+    """Render the whole HTML page, self-contained."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
