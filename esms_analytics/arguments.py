@@ -15,7 +15,7 @@ from esms_analytics.errors import ConfigError
 
 
 def to_date(value: date | str) -> date:
-    """A date from a ``date``, a ``datetime`` or ``YYYY-MM-DD``; a clear error otherwise.
+    """Return the date of a ``date``, a ``datetime`` or ``YYYY-MM-DD``; a clear error otherwise.
 
     >>> to_date("2024-01-17"), to_date(datetime(2024, 1, 17, 23, 59))
     (datetime.date(2024, 1, 17), datetime.date(2024, 1, 17))
@@ -69,7 +69,7 @@ def check_sms_type(sms_type: int) -> int:
 
 
 def sms_type_list(sms_types: Sequence[int] | None) -> list[int]:
-    """The requested types checked and de-duplicated; every type when None.
+    """Check and de-duplicate the requested types; every type when None.
 
     >>> sms_type_list([8, 2, 2]), len(sms_type_list(None))
     ([2, 8], 7)

@@ -229,7 +229,7 @@ def plot_carrier_performance(report: pl.DataFrame) -> Figure:
 
 
 def plot_failure_hotspots(report: pl.DataFrame) -> Figure:
-    """The worst campaign x carrier pairs, coloured by carrier, against the campaign's rate."""
+    """Plot the worst campaign x carrier pairs, coloured by carrier, against the campaign's rate."""
     rows = report.reverse()
     figure = _figure(rows.height)
     title = "Failure hotspots: worst campaign × carrier delivery rates"
@@ -268,7 +268,7 @@ def plot_failure_hotspots(report: pl.DataFrame) -> Figure:
 
 
 def figure_png(figure: Figure, *, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (for files, HTML reports and notebooks)."""
+    """Render the figure as PNG bytes (for files, HTML reports and notebooks)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()

@@ -167,7 +167,7 @@ def _costs() -> dict[str, tuple[pl.Expr, Merge]]:
 
 
 def _raw_key(name: str) -> pl.Expr:
-    """The column a dimension groups by on the rows themselves: cheap, no string work."""
+    """Return the column a dimension groups by on the rows themselves: cheap, no string work."""
     if name == "campaign":
         return pl.col("campaign")
     if name == "sms_type":
@@ -184,7 +184,7 @@ def _raw_key(name: str) -> pl.Expr:
 
 
 def _label_key(name: str) -> pl.Expr:
-    """The dimension as people read it, computed on the few grouped rows."""
+    """Return the dimension as people read it, computed on the few grouped rows."""
     if name == "campaign":
         return _campaign().alias("campaign")
     if name in ("sms_type", "carrier"):
@@ -195,9 +195,12 @@ def _label_key(name: str) -> pl.Expr:
 def _aggregate(
     lazy: pl.LazyFrame, dimensions: Sequence[str], measures: dict[str, tuple[pl.Expr, Merge]]
 ) -> pl.LazyFrame:
-    """Group by ``dimensions`` in two steps: by the raw columns over every row, then by
-    the labels over the groups, merging the partial measures. Labelling (trimming
-    campaign names, enum to text) then costs per group, not per row."""
+    """Group by ``dimensions`` in two steps: raw columns first, then labels.
+
+    The raw columns are grouped over every row, then the labels over the groups,
+    merging the partial measures. Labelling (trimming campaign names, enum to
+    text) then costs per group, not per row.
+    """
     keys = [name.partition(":")[0] for name in dimensions]
     partial = lazy.group_by([_raw_key(name) for name in dimensions]).agg(
         expr.alias(name) for name, (expr, _) in measures.items()
@@ -215,7 +218,7 @@ def _rate() -> pl.Expr:
 
 
 def wilson_bounds(z: float = Z_95) -> tuple[pl.Expr, pl.Expr]:
-    """The Wilson score interval of delivered / (delivered + failed), null when n is 0.
+    """Compute the Wilson score interval of delivered / (delivered + failed), null when n is 0.
 
     >>> frame = pl.DataFrame({"delivered": [9, 0, 0], "failed": [1, 0, 3]})
     >>> low, high = wilson_bounds()

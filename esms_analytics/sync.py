@@ -20,13 +20,11 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
-
-import polars as pl
 
 from esms_analytics.arguments import day_range, sms_type_list, to_date
 from esms_analytics.client import EsmsClient, Window
@@ -42,7 +40,7 @@ from esms_analytics.lake import (
     remove_stale_temporaries,
     write_partition,
 )
-from esms_analytics.windows import DEFAULT_PASSES, fetch_window
+from esms_analytics.windows import DEFAULT_PASSES, WindowResult, fetch_window
 from esms_analytics.wire import MAX_PAGE_SIZE
 
 logger = logging.getLogger("esms_analytics")
@@ -90,22 +88,6 @@ class SyncReport:
         """How many windows ended with ``status``."""
         return sum(window.status == status for window in self.windows)
 
-    def to_frame(self) -> pl.DataFrame:
-        """One row per window."""
-        return pl.DataFrame(
-            [vars(window) for window in self.windows],
-            schema={
-                "sms_type": pl.Int16,
-                "date": pl.Date,
-                "status": pl.String,
-                "rows": pl.Int64,
-                "count_total": pl.Int64,
-                "requests": pl.Int64,
-                "settled": pl.Boolean,
-                "detail": pl.String,
-            },
-        ).sort("date", "sms_type")
-
     def summary(self) -> str:
         """One line for people, then one per window that did not complete."""
         lines = [
@@ -124,7 +106,7 @@ class SyncReport:
 
 
 def settled_at(day: date, settle_days: int) -> datetime:
-    """The moment from which a fetch of ``day`` counts as final."""
+    """Return the moment from which a fetch of ``day`` counts as final."""
     end = datetime(day.year, day.month, day.day, tzinfo=VN_TZ) + timedelta(days=1)
     return end + timedelta(days=settle_days)
 
@@ -193,26 +175,7 @@ def sync(
             if removed := remove_stale_temporaries(path):
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
             manifest = Manifest(path)
-            todo, report = [], SyncReport()
-            for day in days:
-                for sms_type in types:
-                    reason = _why_fetch(path, manifest.get(sms_type, day), refresh)
-                    if reason is None:
-                        entry = manifest.get(sms_type, day)
-                        assert entry is not None
-                        report.windows.append(
-                            WindowReport(
-                                sms_type,
-                                day,
-                                "skipped",
-                                rows=entry.rows,
-                                count_total=entry.count_total,
-                                settled=True,
-                                detail="settled",
-                            )
-                        )
-                    else:
-                        todo.append((sms_type, day, reason))
+            todo, report = _plan(path, manifest, days, types, refresh=refresh)
             logger.info(
                 "sync %s..%s: %d windows to fetch, %d settled",
                 first,
@@ -220,23 +183,57 @@ def sync(
                 len(todo),
                 len(report.windows),
             )
-            report.windows += _run(
+            store = _WindowStore(
                 esms,
                 path,
                 manifest,
-                todo,
                 moment=moment,
                 settle_days=settle_days,
-                workers=workers,
-                progress=progress,
                 page_size=page_size,
                 max_passes=max_passes,
             )
+            report.windows += _run(store, todo, workers=workers, progress=progress)
     finally:
         if owns_client:
             esms.close()
     report.windows.sort(key=lambda window: (window.date, window.sms_type))
     return report
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A window to fetch, and why."""
+
+    sms_type: int
+    day: date
+    reason: str
+
+
+def _plan(
+    lake: Path, manifest: Manifest, days: list[date], types: list[int], *, refresh: bool
+) -> tuple[list[_Job], SyncReport]:
+    """Plan the windows to fetch, and a report holding the settled ones skipped."""
+    todo, report = [], SyncReport()
+    for day in days:
+        for sms_type in types:
+            entry = manifest.get(sms_type, day)
+            reason = _why_fetch(lake, entry, refresh)
+            if reason is not None:
+                todo.append(_Job(sms_type, day, reason))
+                continue
+            assert entry is not None
+            report.windows.append(
+                WindowReport(
+                    sms_type,
+                    day,
+                    "skipped",
+                    rows=entry.rows,
+                    count_total=entry.count_total,
+                    settled=True,
+                    detail="settled",
+                )
+            )
+    return todo, report
 
 
 def _why_fetch(lake: Path, entry: WindowEntry | None, refresh: bool) -> str | None:
@@ -251,50 +248,46 @@ def _why_fetch(lake: Path, entry: WindowEntry | None, refresh: bool) -> str | No
     return None
 
 
-def _run(
-    client: EsmsClient,
-    lake: Path,
-    manifest: Manifest,
-    todo: list[tuple[int, date, str]],
-    *,
-    moment: datetime,
-    settle_days: int,
-    workers: int,
-    progress: bool,
-    page_size: int,
-    max_passes: int,
-) -> list[WindowReport]:
-    from tqdm.auto import tqdm
+@dataclass
+class _WindowStore:
+    """Fetches one window completely and stores it: the work of one sync thread."""
 
-    stop = threading.Event()
-    # However the work is spread over threads, at most `workers` requests are under way.
-    in_flight = threading.BoundedSemaphore(workers)
-    results: list[WindowReport] = []
-    bar = tqdm(total=len(todo), desc="sync", unit="window", disable=not progress or not todo)
+    client: EsmsClient
+    lake: Path
+    manifest: Manifest
+    moment: datetime
+    settle_days: int
+    page_size: int
+    max_passes: int
+    #: Set when the sync must stop: windows not yet started are not fetched.
+    stop: threading.Event = field(default_factory=threading.Event)
 
-    def one(sms_type: int, day: date, reason: str) -> WindowReport:
-        if stop.is_set():
-            return WindowReport(sms_type, day, "failed", detail="not started: sync stopped")
+    def run(
+        self, job: _Job, *, page_pool: Executor, in_flight: threading.Semaphore
+    ) -> WindowReport:
+        """Fetch ``job``'s window and, when it is complete, replace its partition."""
+        if self.stop.is_set():
+            return WindowReport(job.sms_type, job.day, "failed", detail="not started: sync stopped")
         try:
             result = fetch_window(
-                client,
-                sms_type,
-                Window.for_day(day),
-                page_size=page_size,
-                max_passes=max_passes,
+                self.client,
+                job.sms_type,
+                Window.for_day(job.day),
+                page_size=self.page_size,
+                max_passes=self.max_passes,
                 pages=page_pool,
                 in_flight=in_flight,
             )
         except AuthError:
-            stop.set()
+            self.stop.set()
             raise
         except EsmsError as exc:
-            logger.error("sms_type=%d date=%s failed: %s", sms_type, day, exc)
-            return WindowReport(sms_type, day, "failed", detail=str(exc))
+            logger.error("sms_type=%d date=%s failed: %s", job.sms_type, job.day, exc)
+            return WindowReport(job.sms_type, job.day, "failed", detail=str(exc))
         if not result.complete:
             return WindowReport(
-                sms_type,
-                day,
+                job.sms_type,
+                job.day,
                 "incomplete",
                 rows=result.frame.height,
                 count_total=result.count_total,
@@ -302,52 +295,71 @@ def _run(
                 detail=f"CountTotal {result.count_total} but {result.frame.height} unique rows "
                 f"after {result.passes} passes; the old partition is kept",
             )
+        return self._store(job, result)
+
+    def _store(self, job: _Job, result: WindowResult) -> WindowReport:
         fetched_at = datetime.now(VN_TZ)
-        settled = moment >= settled_at(day, settle_days)
-        write_partition(lake, sms_type, day, result.frame, fetched_at=fetched_at)
-        manifest.record(
+        settled = self.moment >= settled_at(job.day, self.settle_days)
+        rows = result.frame.height
+        write_partition(self.lake, job.sms_type, job.day, result.frame, fetched_at=fetched_at)
+        self.manifest.record(
             WindowEntry(
-                sms_type,
-                day,
+                job.sms_type,
+                job.day,
                 fetched_at,
-                result.frame.height,
+                rows,
                 result.count_total,
                 result.requests,
                 settled,
             )
         )
         return WindowReport(
-            sms_type,
-            day,
+            job.sms_type,
+            job.day,
             "fetched",
-            rows=result.frame.height,
+            rows=rows,
             count_total=result.count_total,
             requests=result.requests,
             settled=settled,
-            detail=reason,
+            detail=job.reason,
         )
 
+
+def _run(
+    store: _WindowStore, todo: list[_Job], *, workers: int, progress: bool
+) -> list[WindowReport]:
+    """Run every job on ``workers`` threads; the first fatal error stops the rest."""
+    from tqdm.auto import tqdm
+
+    # However the work is spread over threads, at most `workers` requests are under way.
+    in_flight = threading.BoundedSemaphore(workers)
+    results: list[WindowReport] = []
+    bar = tqdm(total=len(todo), desc="sync", unit="window", disable=not progress or not todo)
     # Windows run on one pool; the pages after each window's first run on another, so a
     # day of many pages does not wait page by page while workers sit idle.
     with (
         bar,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-pages") as page_pool,
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-sync") as pool,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-sync") as window_pool,
     ):
-        futures: list[Future[WindowReport]] = [pool.submit(one, *job) for job in todo]
-        pending = set(futures)
+        pending = {
+            window_pool.submit(store.run, job, page_pool=page_pool, in_flight=in_flight)
+            for job in todo
+        }
         rows = 0
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                if future.exception() is not None:
-                    stop.set()
+                if (error := future.exception()) is not None:
+                    store.stop.set()
                     for other in pending:
                         other.cancel()
-                    raise future.exception()  # type: ignore[misc]
+                    raise error
                 window = future.result()
                 results.append(window)
                 rows += window.rows if window.status == "fetched" else 0
                 bar.update()
-                bar.set_postfix(rows=f"{rows:,}", requests=client.requests_made, refresh=False)
+                bar.set_postfix(
+                    rows=f"{rows:,}", requests=store.client.requests_made, refresh=False
+                )
     return results

@@ -66,7 +66,7 @@ class Envelope:
 
 
 def parse_envelope(body: bytes) -> Envelope | str:
-    """The answer's fields, rows as a frame of strings; or why the body is unusable."""
+    """Parse an answer's fields, rows as a frame of strings; or why the body is unusable."""
     try:
         # Polars parses the page in one pass and turns every field into a string,
         # whether the service sent "5" or 5: the fast path for 500-row pages.
@@ -126,7 +126,7 @@ def _scalar(value: object) -> object:
 
 
 def normalise_code(value: object) -> str:
-    """A CodeResult as a string: ``"100"``, ``100`` and ``100.0`` are the same code.
+    """Normalise a CodeResult to a string: ``"100"``, ``100`` and ``100.0`` are the same code.
 
     >>> normalise_code(100.0), normalise_code(" 105 "), normalise_code("abc")
     ('100', '105', 'abc')

@@ -153,7 +153,7 @@ class Simulator:
         self.stop()
 
     def client(self, **options: Any) -> EsmsClient:
-        """An :class:`EsmsClient` with this simulator's URL and credentials."""
+        """Make an :class:`EsmsClient` with this simulator's URL and credentials."""
         options.setdefault("rate_limit", None)
         return EsmsClient(self.api_key, self.secret_key, base_url=self.base_url, **options)
 
@@ -172,7 +172,7 @@ class Simulator:
             self.requests.clear()
 
     def answer_body(self, body: dict[str, Any]) -> bytes:
-        """The JSON bytes answering a well-formed request body.
+        """Answer a well-formed request body.
 
         With a frozen clock the same request always gets the same page, so
         rendered pages are kept (up to :data:`PAGE_CACHE_SIZE`): the simulator
@@ -200,7 +200,7 @@ class Simulator:
         return payload
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The JSON answer to a well-formed request body."""
+        """Answer a well-formed request body."""
         if body.get("ApiKey") != self.api_key or body.get("SecretKey") != self.secret_key:
             return {"CodeResult": "101", "ErrorMessage": "Authorize Failed."}
         parsed = parse_request(body)

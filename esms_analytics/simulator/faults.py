@@ -81,16 +81,8 @@ class Faults:
         with self._lock:
             self.rates[kind] = probability
 
-    def clear(self) -> None:
-        """No more faults, latency or arrivals."""
-        with self._lock:
-            self._script.clear()
-            self.rates.clear()
-            self.latency = 0.0
-            self.arrivals_per_request = 0
-
     def next_fault(self) -> str | None:
-        """The fault for the request being served, if any."""
+        """Draw the fault for the request being served, if any."""
         with self._lock:
             if self._script:
                 kind = self._script.popleft()
@@ -138,18 +130,18 @@ class SimClock:
         return not self._running
 
     def now(self) -> datetime:
-        """The current simulated moment."""
+        """Return the current simulated moment."""
         with self._lock:
             if self._running:
                 return self._start + timedelta(seconds=time.monotonic() - self._origin)
             return self._start
 
     def now_ms(self) -> int:
-        """The current simulated moment in Unix milliseconds."""
+        """Return the current simulated moment in Unix milliseconds."""
         return int(self.now().timestamp() * 1000)
 
     def today(self) -> date:
-        """The current simulated day in Vietnam."""
+        """Return the current simulated day in Vietnam."""
         return self.now().date()
 
     def set(self, moment: datetime) -> None:

@@ -207,7 +207,6 @@ class Message:
     report_s: float
     as_strings: bool
     legacy_date: bool
-    ott_unbilled_failure: bool
 
     def status_at(self, now_ms: int) -> tuple[int, int, int]:
         """(SendStatus, SendResult, sent moment in ms) as seen at ``now_ms``."""
@@ -450,12 +449,11 @@ class History:
             report_s=report_s,
             as_strings=rng.random() < self.string_numbers,
             legacy_date=rng.random() < self.legacy_dates,
-            ott_unbilled_failure=unbilled,
         )
 
 
 def render_row(message: Message, now_ms: int) -> dict[str, Any]:
-    """The ``SentData`` entry of a message as eSMS would send it at ``now_ms``."""
+    """Render the ``SentData`` entry of a message as eSMS would send it at ``now_ms``."""
     status, result, sent_ms = message.status_at(now_ms)
     if message.legacy_date:
         sent = datetime.fromtimestamp(sent_ms / 1000, VIETNAM).strftime("%d/%m/%Y %H:%M:%S")

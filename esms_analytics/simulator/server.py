@@ -1,8 +1,8 @@
-"""The HTTP face of the simulator: ``POST .../MainService.svc/json/GetSmsSentData_V2``.
+r"""The HTTP face of the simulator: ``POST .../MainService.svc/json/GetSmsSentData_V2``.
 
 Parses requests with its own code (nothing shared with the client), checks
 credentials, serves 1-based pages newest first, writes WCF-style JSON (every
-``/`` escaped as ``\\/``, so ``SentTime`` reads ``"\\/Date(...)\\/"``) and
+``/`` escaped as ``\/``, so ``SentTime`` reads ``"\/Date(...)\/"``) and
 injects the faults it is told to.
 """
 
@@ -57,12 +57,15 @@ class EsmsHandler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def log_message(self, format: str, *args: Any) -> None:
+        """Send the request log to the debug logger instead of stderr."""
         logger.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:
+        """Refuse GET, as the service does: the endpoint takes POST."""
         self._send_json(405, {"Message": "Method not allowed. Use POST."})
 
     def do_POST(self) -> None:
+        """Answer one ``GetSmsSentData_V2`` request, or the fault the test asked for."""
         simulator = self.server.simulator
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
@@ -148,7 +151,10 @@ class EsmsHandler(BaseHTTPRequestHandler):
 
 
 def wcf_json(payload: dict[str, Any]) -> bytes:
-    # WCF's DataContractJsonSerializer escapes every solidus: "\/Date(...)\/".
+    r"""Serialise ``payload`` as eSMS's WCF service does.
+
+    WCF's DataContractJsonSerializer escapes every solidus: ``\/Date(...)\/``.
+    """
     return json.dumps(payload, ensure_ascii=False).replace("/", "\\/").encode("utf-8")
 
 
@@ -183,7 +189,7 @@ def parse_request(body: dict[str, Any]) -> tuple[int, int, int, int, int] | dict
 def page_answer(
     simulator: Simulator, sms_type: int, start_ms: int, end_ms: int, page: int, page_size: int
 ) -> dict[str, Any]:
-    """The body for one valid request: rows newest first, 1-based page."""
+    """Build the body for one valid request: rows newest first, 1-based page."""
     now_ms = simulator.clock.now_ms()
     slices = simulator.history.visible(sms_type, start_ms, end_ms, now_ms)
     total = sum(hi - lo for _, lo, hi in slices)
