@@ -11,6 +11,8 @@ from esms_analytics.client import EsmsClient, RetryPolicy
 from esms_analytics.simulator import Simulator
 from esms_analytics.simulator.history import VIETNAM
 
+from .s3 import S3Server, start_s3_server
+
 #: The frozen moment most tests run at: mid-afternoon, Vietnam time.
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=VIETNAM)
 
@@ -40,3 +42,17 @@ def sim() -> Iterator[Simulator]:
 def client(sim: Simulator, sleeps: SleepRecorder) -> Iterator[EsmsClient]:
     with sim.client(sleep=sleeps, timeout=5.0, retry=RetryPolicy(max_attempts=4)) as esms:
         yield esms
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A moto S3 server on loopback for the whole session (one per xdist worker)."""
+    server = start_s3_server()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A fresh, empty bucket on the session's S3 server."""
+    return s3_server.new_bucket()
