@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from esms_analytics.store import (
     open_store,
 )
 
+from .faultproxy import FaultProxy
 from .s3 import S3Server
 
 SHORT_LEASE = timedelta(seconds=1)
@@ -270,3 +272,55 @@ def test_locations_that_cannot_work_are_refused(tmp_path: Path, s3_server: S3Ser
         open_store(tmp_path, storage_options={"aws_region": "us-east-1"})
     with pytest.raises(ConfigError, match="bogus_option"):
         open_store("s3://bucket/lake", storage_options={"bogus_option": "1"})
+
+
+#: obstore's retries, shortened so a test of a store that stays down ends quickly.
+QUICK_RETRY: Any = {
+    "max_retries": 2,
+    "backoff": {"init_backoff": timedelta(milliseconds=10), "max_backoff": timedelta(seconds=0.1)},
+    "retry_timeout": timedelta(seconds=20),
+}
+
+
+def through(proxy: FaultProxy, s3: S3Server, bucket: str) -> CloudStore:
+    options = s3.storage_options(endpoint=proxy.endpoint, timeout="1s")
+    return CloudStore(f"s3://{bucket}/lake", storage_options=options, retry=QUICK_RETRY)
+
+
+def test_drops_slowdowns_and_stalls_are_retried_and_nothing_is_half_written(
+    s3_server: S3Server, s3_bucket: str
+) -> None:
+    payloads = {
+        f"sms/sms_type=2/date=2026-11-0{n}/part-0.parquet": os.urandom(3000 + n) for n in range(5)
+    }
+    with FaultProxy(s3_server.port) as proxy:
+        store = through(proxy, s3_server, s3_bucket)
+        proxy.plan(["503", "drop", "stall", "pass", "503"], methods=["PUT"])
+        for key, data in payloads.items():
+            store.write(key, data)
+        proxy.plan(["drop", "503", "stall"], methods=["GET"])
+        for key, data in payloads.items():
+            assert store.read(key) == data
+    assert not proxy.schedule
+    assert proxy.injected == {"503": 3, "drop": 2, "stall": 2}
+    # Every fault cost exactly one more request, and each object went up whole.
+    assert proxy.seen["PUT"] == len(payloads) + 4
+    assert proxy.seen["GET"] == len(payloads) + 3
+    assert s3_server.keys(s3_bucket) == {f"lake/{key}": data for key, data in payloads.items()}
+
+
+def test_a_store_that_stays_down_ends_in_one_clear_line(
+    s3_server: S3Server, s3_bucket: str
+) -> None:
+    with FaultProxy(s3_server.port) as proxy:
+        store = through(proxy, s3_server, s3_bucket)
+        store.write("_manifest.json", b"{}")
+        proxy.plan(["503"] * 100)
+        with pytest.raises(LakeError) as caught:
+            store.write("_manifest.json", b"{newer}")
+    message = str(caught.value)
+    assert "SlowDown 503" in message
+    assert "did not answer after 3 attempts" in message
+    assert store.retries == 2
+    assert proxy.injected["503"] == 3 * (1 + QUICK_RETRY["max_retries"])
+    assert s3_server.keys(s3_bucket) == {"lake/_manifest.json": b"{}"}
