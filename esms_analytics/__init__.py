@@ -36,6 +36,7 @@ from esms_analytics.reports import (
     delivery_trend,
     failure_hotspots,
 )
+from esms_analytics.store import LakeStore, open_store
 from esms_analytics.sync import SyncReport, WindowReport, sync
 from esms_analytics.windows import WindowResult, fetch_days, fetch_window
 
@@ -58,6 +59,7 @@ __all__ = [
     "LakeError",
     "LakeInfo",
     "LakeLockedError",
+    "LakeStore",
     "Page",
     "RetryPolicy",
     "SyncReport",
@@ -74,6 +76,7 @@ __all__ = [
     "fetch_days",
     "fetch_window",
     "lake_info",
+    "open_store",
     "read_lake",
     "sync",
 ]

@@ -22,22 +22,22 @@ Layout (a public contract, see README "The lake"):
 - Names starting with ``_`` or ``.`` are not data: Spark, Hive, Trino and
   pyarrow skip them, and temporary files use them.
 
-Writes go to a hidden temporary file in the partition directory, are fsynced
-and renamed over ``part-0.parquet``: a reader or a crash sees the old file or
-the new one, never half of one.
+The lake lives wherever its :class:`~esms_analytics.store.LakeStore` says: a
+local directory or a prefix in an object store (``s3://``, ``gs://``,
+``az://``). Every write replaces one object atomically (on disk a hidden
+temporary file, fsynced and renamed; in a bucket one PUT): a reader or a
+crash sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
@@ -45,15 +45,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from esms_analytics.arguments import optional_date
-from esms_analytics.codes import TIME_ZONE, VN_TZ
+from esms_analytics.codes import TIME_ZONE
 from esms_analytics.decode import SCHEMA
-from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError, LakeLockedError
+from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError
+from esms_analytics.store import LakeLocation, LakeStore, ObjectInfo, open_store
 
 SCHEMA_VERSION: Final = "1"
 DATA_DIR: Final = "sms"
 PART_NAME: Final = "part-0.parquet"
 MANIFEST_NAME: Final = "_manifest.json"
-LOCK_NAME: Final = "_sync.lock"
 ROW_GROUP_ROWS: Final = 128 * 1024
 #: Columns that come from the path, not the files.
 PARTITION_SCHEMA: Final = pl.Schema({"sms_type": pl.Int16(), "date": pl.Date()})
@@ -62,47 +62,37 @@ LAKE_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date()})
 _FILE_COLUMNS: Final = [name for name in SCHEMA if name != "sms_type"]
 
 
-def partition_path(lake: Path, sms_type: int, day: date) -> Path:
-    """Return the directory of one (SmsType, day) partition."""
-    return lake / DATA_DIR / f"sms_type={sms_type}" / f"date={day.isoformat()}"
+def partition_key(sms_type: int, day: date) -> str:
+    """Return the key prefix of one (SmsType, day) partition, under the lake's root."""
+    return f"{DATA_DIR}/sms_type={sms_type}/date={day.isoformat()}"
 
 
-def open_lake(lake: str | os.PathLike[str], *, create: bool) -> Path:
-    """Check that ``lake`` can be used as a lake directory; create it if asked."""
-    path = Path(lake).expanduser()
-    if path.exists() and not path.is_dir():
-        raise LakeError(
-            f"the lake path {path} is a file, not a directory; give a directory", lake=str(path)
-        )
-    if not path.exists():
-        if not create:
-            raise LakeError(
-                f"there is no lake at {path}; run `esms-analytics sync --lake {path} ...` first",
-                lake=str(path),
-            )
-        try:
-            path.mkdir(parents=True)
-        except OSError as exc:
-            raise LakeError(
-                f"cannot create the lake directory {path}: {exc.strerror}", lake=str(path)
-            ) from exc
-    if create and not os.access(path, os.W_OK | os.X_OK):
-        raise LakeError(
-            f"the lake directory {path} is not writable; fix its permissions", lake=str(path)
-        )
-    return path
+def open_lake(
+    lake: LakeLocation,
+    *,
+    create: bool,
+    storage_options: Mapping[str, str] | None = None,
+) -> LakeStore:
+    """Open the store of ``lake`` (a path, a URL or a store), checked; created if asked.
+
+    A missing bucket, refused credentials or a path that is a file raise
+    :class:`LakeError` here, before anything is fetched or written.
+    """
+    store = open_store(lake, storage_options=storage_options)
+    store.prepare(create=create)
+    return store
 
 
 # -- writing ----------------------------------------------------------------
 
 
 def write_partition(
-    lake: Path, sms_type: int, day: date, frame: pl.DataFrame, *, fetched_at: datetime
-) -> Path | None:
+    lake: LakeLocation, sms_type: int, day: date, frame: pl.DataFrame, *, fetched_at: datetime
+) -> str | None:
     """Replace the partition of (``sms_type``, ``day``) with ``frame``, atomically.
 
-    Returns the file written, or None for an empty window (whose old file, if
-    any, is removed).
+    Returns the key of the file written, or None for an empty window (whose old
+    file, if any, is removed).
     """
     if frame.schema != SCHEMA:
         raise ConfigError("write_partition takes a frame with exactly esms_analytics.SCHEMA")
@@ -111,13 +101,13 @@ def write_partition(
         raise ConfigError(
             f"rows of SmsType {other_types} cannot go to the sms_type={sms_type} partition"
         )
-    directory = partition_path(lake, sms_type, day)
-    target = directory / PART_NAME
+    store = open_store(lake)
+    directory = partition_key(sms_type, day)
     if frame.height == 0:
-        for stale in directory.glob("part-*.parquet"):
-            stale.unlink()
+        for stale in store.list_files(f"{directory}/"):
+            if _is_data_file(stale.key):
+                store.delete(stale.key)
         return None
-    directory.mkdir(parents=True, exist_ok=True)
     table = _to_arrow(frame.select(_FILE_COLUMNS))
     table = table.replace_schema_metadata(
         {
@@ -128,24 +118,23 @@ def write_partition(
             b"esms_analytics.fetched_at": fetched_at.isoformat().encode(),
         }
     )
-    temporary = directory / f".{PART_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
+    target = f"{directory}/{PART_NAME}"
+    with store.writer(target) as file:
         pq.write_table(
             table,
-            temporary,
+            file,
             compression="zstd",
             row_group_size=ROW_GROUP_ROWS,
             write_statistics=True,
             use_dictionary=True,
             coerce_timestamps="us",
         )
-        _fsync(temporary)
-        os.replace(temporary, target)
-        _fsync(directory)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
     return target
+
+
+def _is_data_file(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return name.startswith("part-") and name.endswith(".parquet")
 
 
 def _to_arrow(frame: pl.DataFrame) -> pa.Table:
@@ -163,14 +152,6 @@ def _to_arrow(frame: pl.DataFrame) -> pa.Table:
             kind = pa.string()
         fields.append(pa.field(field.name, kind, nullable=True, metadata=field.metadata))
     return table.cast(pa.schema(fields))
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 # -- the manifest -------------------------------------------------------------
@@ -227,21 +208,24 @@ def window_key(sms_type: int, day: date) -> str:
 class Manifest:
     """The lake's ``_manifest.json``: one entry per fetched window, saved atomically."""
 
-    def __init__(self, lake: Path):
-        self.path = lake / MANIFEST_NAME
+    def __init__(self, lake: LakeLocation):
+        self.store = open_store(lake)
         self._lock = threading.Lock()
         self.entries: dict[str, WindowEntry] = {}
-        if self.path.exists():
+        text = self.store.read(MANIFEST_NAME)
+        if text is not None:
             try:
-                data = json.loads(self.path.read_text("utf-8"))
+                data = json.loads(text.decode("utf-8"))
                 self.entries = {
                     key: WindowEntry.from_json(value) for key, value in data["windows"].items()
                 }
             except (ValueError, KeyError, TypeError) as exc:
                 raise LakeError(
-                    f"the manifest {self.path} is unreadable ({exc}); move it aside and run "
-                    "`esms-analytics sync --refresh` over the lake's days to rebuild it",
-                    lake=str(lake),
+                    f"the manifest {self.store.uri(MANIFEST_NAME)} is unreadable ({exc}); move it "
+                    "aside and run `esms-analytics sync --refresh` over the lake's days to "
+                    "rebuild it",
+                    lake=self.store.location,
+                    partition=MANIFEST_NAME,
                 ) from exc
 
     def get(self, sms_type: int, day: date) -> WindowEntry | None:
@@ -256,85 +240,91 @@ class Manifest:
                 "schema_version": SCHEMA_VERSION,
                 "windows": {key: self.entries[key].to_json() for key in sorted(self.entries)},
             }
-            temporary = self.path.with_name(f".{MANIFEST_NAME}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(payload, indent=1, ensure_ascii=False), "utf-8")
-            _fsync(temporary)
-            os.replace(temporary, self.path)
+            self.store.write(
+                MANIFEST_NAME, json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8")
+            )
 
 
 # -- the lock -----------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def lake_lock(lake: Path) -> Iterator[None]:
+def lake_lock(lake: LakeLocation) -> Iterator[LakeStore]:
     """Hold the lake's sync lock, or raise :class:`LakeLockedError` at once.
 
-    The lock is an ``flock`` on ``_sync.lock``: the kernel releases it when
-    the holder exits, however it dies, so a crashed sync never blocks the next.
+    On disk an ``flock`` on ``_sync.lock`` (the kernel releases it however its
+    holder dies); in an object store a leased lock object (see
+    :mod:`esms_analytics.store`).
     """
-    path = lake / LOCK_NAME
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            holder = os.pread(descriptor, 200, 0).decode("utf-8", "replace").strip()
-            raise LakeLockedError(lake=str(lake), holder=holder) from exc
-        os.ftruncate(descriptor, 0)
-        os.pwrite(
-            descriptor,
-            f"pid {os.getpid()} since {datetime.now(VN_TZ):%Y-%m-%d %H:%M:%S}".encode(),
-            0,
-        )
-        yield
-    finally:
-        os.close(descriptor)
+    store = open_store(lake)
+    with store.lock():
+        yield store
 
 
-def remove_stale_temporaries(lake: Path) -> int:
-    """Delete the temporary files a killed sync left behind; call it holding the lock.
-
-    Only a sync holding the lock writes temporary files, so under the lock every
-    one found is litter of a process that died mid-write. Returns how many.
-    """
-    stale = [*lake.glob(f".{MANIFEST_NAME}.*.tmp"), *lake.glob(f"{DATA_DIR}/*/*/.*.tmp")]
-    for path in stale:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    return len(stale)
+def remove_stale_temporaries(lake: LakeLocation) -> int:
+    """Delete what a killed sync left behind; call it holding the lock. Returns how many."""
+    return open_store(lake).clear_litter()
 
 
 # -- reading ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PartitionFile:
+    """One data file of the lake, with the partition its path names."""
+
+    sms_type: int
+    date: date
+    key: str
+    size: int
+
+
 def partition_files(
-    lake: Path,
+    lake: LakeLocation,
     *,
     start: date | None = None,
     end: date | None = None,
     sms_types: Sequence[int] | None = None,
-) -> list[tuple[int, date, Path]]:
-    """List the data files of the lake, pruned by day and type from their paths alone."""
-    found: list[tuple[int, date, Path]] = []
-    for type_dir in sorted((lake / DATA_DIR).glob("sms_type=*")):
-        try:
-            sms_type = int(type_dir.name.partition("=")[2])
-        except ValueError:
-            continue
-        if sms_types is not None and sms_type not in sms_types:
-            continue
-        for day_dir in sorted(type_dir.glob("date=*")):
-            try:
-                day = date.fromisoformat(day_dir.name.partition("=")[2])
-            except ValueError:
-                continue
-            if (start and day < start) or (end and day > end):
-                continue
-            found.extend((sms_type, day, file) for file in sorted(day_dir.glob("part-*.parquet")))
+) -> list[PartitionFile]:
+    """List the data files of the lake, pruned by type and day from their keys alone.
+
+    Only the types asked for are listed, each from its first day asked for on
+    (a listing that starts after a key), so reading a week of a years-old
+    lake never lists the whole lake.
+    """
+    store = open_store(lake)
+    if sms_types is None:
+        types = sorted(
+            int(name.partition("=")[2])
+            for name in store.list_dirs(f"{DATA_DIR}/")
+            if name.startswith("sms_type=") and name.partition("=")[2].isdigit()
+        )
+    else:
+        types = sorted(set(sms_types))
+    found = []
+    for sms_type in types:
+        prefix = f"{DATA_DIR}/sms_type={sms_type}/"
+        first = f"{prefix}date={start.isoformat()}" if start else None
+        for info in store.list_files(prefix, start_after=first):
+            parsed = _parse_key(info, prefix)
+            if parsed is not None and (end is None or parsed.date <= end):
+                found.append(PartitionFile(sms_type, parsed.date, info.key, info.size))
     return found
 
 
-def check_file(path: Path, sms_type: int, day: date, *, thorough: bool = True) -> int:
+def _parse_key(info: ObjectInfo, prefix: str) -> PartitionFile | None:
+    """Parse the partition of ``<prefix>date=D/part-N.parquet``; None for anything else."""
+    folder, _, name = info.key.removeprefix(prefix).partition("/")
+    if "/" in name or not _is_data_file(name) or not folder.startswith("date="):
+        return None
+    try:
+        day = date.fromisoformat(folder.removeprefix("date="))
+    except ValueError:
+        return None
+    return PartitionFile(-1, day, info.key, info.size)
+
+
+def check_file(store: LakeStore, file: PartitionFile, *, thorough: bool = True) -> int:
     """Check a partition file; its row count, or :class:`CorruptPartitionError`.
 
     ``thorough`` parses the footer (what ``lake info`` does). Otherwise only the
@@ -344,37 +334,43 @@ def check_file(path: Path, sms_type: int, day: date, *, thorough: bool = True) -
     """
     try:
         if thorough:
-            return int(pq.read_metadata(path).num_rows)
-        with path.open("rb") as file:
-            head = file.read(4)
-            file.seek(-4, os.SEEK_END)
-            if head != b"PAR1" or file.read(4) != b"PAR1":
-                raise OSError("the file does not start and end with the Parquet mark PAR1")
+            with store.open_read(file.key) as handle:
+                return int(pq.read_metadata(handle).num_rows)
+        if file.size < 8:
+            raise OSError(f"the file has only {file.size} bytes")
+        head = store.read_range(file.key, 0, 4)
+        tail = store.read_range(file.key, file.size - 4, file.size)
+        if head != b"PAR1" or tail != b"PAR1":
+            raise OSError("the file does not start and end with the Parquet mark PAR1")
         return -1
     except (OSError, pa.ArrowException) as exc:
         raise CorruptPartitionError(
-            lake=str(path.parents[3]),
-            partition=str(path),
-            sms_type=sms_type,
-            day=day.isoformat(),
+            lake=store.location,
+            partition=store.uri(file.key),
+            sms_type=file.sms_type,
+            day=file.date.isoformat(),
             problem=str(exc),
         ) from exc
 
 
 def read_lake(
-    lake: str | os.PathLike[str],
+    lake: LakeLocation,
     *,
     start: date | str | None = None,
     end: date | str | None = None,
     sms_types: Sequence[int] | None = None,
+    storage_options: Mapping[str, str] | None = None,
 ) -> pl.LazyFrame:
     """Scan the lake as one LazyFrame: the canonical schema plus the partition ``date``.
 
-    ``start``/``end`` (creation days, inclusive) and ``sms_types`` prune whole
-    partitions before anything is read; every other filter is pushed down to
-    the Parquet scan. Every file's Parquet marks are checked first, so a file
-    cut short is named at once, not in the middle of a report (``lake info``
-    parses every footer).
+    ``lake`` is a directory, an object-store URL (``s3://bucket/prefix``...) or
+    a :class:`~esms_analytics.store.LakeStore`; ``storage_options`` add to the
+    cloud's standard environment. ``start``/``end`` (creation days, inclusive)
+    and ``sms_types`` prune whole partitions from their keys before anything is
+    read; every other filter and the column selection are pushed down to the
+    Parquet scan (Polars reads object stores directly). Every file's Parquet
+    marks are checked first, so a file cut short is named at once, not in the
+    middle of a report (``lake info`` parses every footer).
 
     Examples
     --------
@@ -390,20 +386,31 @@ def read_lake(
     >>> frame.schema == LAKE_SCHEMA, frame["sms_type"].unique().to_list()
     (True, [2])
     """
-    path = open_lake(lake, create=False)
+    store = open_lake(lake, create=False, storage_options=storage_options)
     files = partition_files(
-        path, start=optional_date(start), end=optional_date(end), sms_types=sms_types
+        store, start=optional_date(start), end=optional_date(end), sms_types=sms_types
     )
-    for sms_type, day, file in files:
-        check_file(file, sms_type, day, thorough=False)
+    _check_marks(store, files)
     if not files:
         return pl.LazyFrame(schema=LAKE_SCHEMA)
     scan = pl.scan_parquet(
-        [file for _, _, file in files],
+        [store.uri(file.key) for file in files],
         hive_partitioning=True,
         hive_schema=dict(PARTITION_SCHEMA),
+        storage_options=store.storage_options,
     )
     return scan.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
+
+
+def _check_marks(store: LakeStore, files: list[PartitionFile]) -> None:
+    if store.is_local or len(files) < 2:
+        for file in files:
+            check_file(store, file, thorough=False)
+        return
+    # Two small ranged reads a file: over a network, run them side by side.
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="esms-check") as pool:
+        for _ in pool.map(lambda file: check_file(store, file, thorough=False), files):
+            pass
 
 
 # -- information --------------------------------------------------------------
@@ -419,7 +426,7 @@ class LakeInfo:
     and last day that were never fetched.
     """
 
-    lake: Path
+    lake: str
     windows: pl.DataFrame
     missing: list[tuple[int, date]]
 
@@ -455,23 +462,23 @@ class LakeInfo:
         return "\n".join(lines)
 
 
-def lake_info(lake: str | os.PathLike[str]) -> LakeInfo:
-    """Summarise a lake from its manifest and its files' footers."""
-    path = open_lake(lake, create=False)
-    manifest = Manifest(path)
+def lake_info(lake: LakeLocation, *, storage_options: Mapping[str, str] | None = None) -> LakeInfo:
+    """Summarise a lake (a path, a URL or a store) from its manifest and its files' footers."""
+    store = open_lake(lake, create=False, storage_options=storage_options)
+    manifest = Manifest(store)
+    files = {(file.sms_type, file.date): file for file in partition_files(store)}
+    wanted = [entry for entry in manifest.entries.values() if entry.rows]
+    with ThreadPoolExecutor(max_workers=1 if store.is_local else 8) as pool:
+        statuses = dict(
+            zip(
+                [entry.key for entry in wanted],
+                pool.map(lambda entry: _file_status(store, files, entry), wanted),
+                strict=True,
+            )
+        )
     records = []
     for entry in manifest.entries.values():
-        file = partition_path(path, entry.sms_type, entry.date) / PART_NAME
-        status, size = "ok", 0
-        if entry.rows:
-            if not file.exists():
-                status = "missing_file"
-            else:
-                size = file.stat().st_size
-                try:
-                    check_file(file, entry.sms_type, entry.date)
-                except CorruptPartitionError:
-                    status = "corrupt"
+        status, size = statuses.get(entry.key, ("ok", 0))
         records.append(
             {
                 "sms_type": entry.sms_type,
@@ -505,4 +512,17 @@ def lake_info(lake: str | os.PathLike[str]) -> LakeInfo:
             if day not in known:
                 missing.append((int(sms_type), day))
             day = date.fromordinal(day.toordinal() + 1)
-    return LakeInfo(path, windows, missing)
+    return LakeInfo(store.location, windows, missing)
+
+
+def _file_status(
+    store: LakeStore, files: dict[tuple[int, date], PartitionFile], entry: WindowEntry
+) -> tuple[str, int]:
+    file = files.get((entry.sms_type, entry.date))
+    if file is None or file.key != f"{partition_key(entry.sms_type, entry.date)}/{PART_NAME}":
+        return "missing_file", 0
+    try:
+        check_file(store, file)
+    except CorruptPartitionError:
+        return "corrupt", file.size
+    return "ok", file.size

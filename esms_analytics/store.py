@@ -154,7 +154,7 @@ class LakeStore(abc.ABC):
 
     @abc.abstractmethod
     def list_dirs(self, prefix: str) -> list[str]:
-        """The names one level below ``prefix`` (a key ending in ``/``), sorted."""
+        """List the names one level below ``prefix`` (a key ending in ``/``), sorted."""
 
     @abc.abstractmethod
     def list_files(self, prefix: str, *, start_after: str | None = None) -> list[ObjectInfo]:
@@ -162,11 +162,11 @@ class LakeStore(abc.ABC):
 
     @abc.abstractmethod
     def head(self, key: str) -> ObjectInfo | None:
-        """The object at ``key``, or None when there is none."""
+        """Describe the object at ``key``, or return None when there is none."""
 
     @abc.abstractmethod
     def read(self, key: str) -> bytes | None:
-        """The bytes at ``key``, or None when there is no such object."""
+        """Return the bytes at ``key``, or None when there is no such object."""
 
     @abc.abstractmethod
     def read_range(self, key: str, start: int, end: int) -> bytes:
@@ -174,11 +174,11 @@ class LakeStore(abc.ABC):
 
     @abc.abstractmethod
     def open_read(self, key: str) -> IO[bytes]:
-        """A seekable binary file over the object (for Parquet footers)."""
+        """Open a seekable binary file over the object (for Parquet footers)."""
 
     @abc.abstractmethod
     def writer(self, key: str) -> contextlib.AbstractContextManager[IO[bytes]]:
-        """A file whose bytes replace the object at ``key`` when the block ends well.
+        """Open a file whose bytes replace the object at ``key`` when the block ends well.
 
         If the block raises, the old object (if any) stays as it was and nothing
         half-written is visible.
@@ -203,7 +203,7 @@ class LakeStore(abc.ABC):
 
     @abc.abstractmethod
     def uri(self, key: str) -> str:
-        """The path or URL of ``key`` as Polars, pyarrow and DuckDB take it."""
+        """Return the path or URL of ``key`` as Polars, pyarrow and DuckDB take it."""
 
     @property
     def storage_options(self) -> dict[str, str] | None:
@@ -211,12 +211,16 @@ class LakeStore(abc.ABC):
         return None
 
 
+#: What every function that takes a lake accepts.
+LakeLocation = str | os.PathLike[str] | LakeStore
+
+
 def open_store(
-    location: str | os.PathLike[str] | LakeStore,
+    location: LakeLocation,
     *,
     storage_options: Mapping[str, str] | None = None,
 ) -> LakeStore:
-    """The store of a lake given as a path, a ``file://`` URL or an object-store URL.
+    """Open the store of a lake given as a path, a ``file://`` URL or an object-store URL.
 
     Examples
     --------
@@ -259,29 +263,39 @@ class DiskStore(LakeStore):
         return self.root.joinpath(*key.split("/")) if key else self.root
 
     def prepare(self, *, create: bool) -> None:
+        """Check the directory; create it (and its parents) when asked."""
         path = self.root
         if path.exists() and not path.is_dir():
-            raise LakeError(f"the lake path {path} is a file, not a directory; give a directory")
+            raise LakeError(
+                f"the lake path {path} is a file, not a directory; give a directory",
+                lake=self.location,
+            )
         if not path.exists():
             if not create:
                 raise LakeError(
-                    f"there is no lake at {path}; run `esms-analytics sync --lake {path} ...` first"
+                    f"there is no lake at {path}; run `esms-analytics sync --lake {path} ...` first",
+                    lake=self.location,
                 )
             try:
                 path.mkdir(parents=True)
             except OSError as exc:
                 raise LakeError(
-                    f"cannot create the lake directory {path}: {exc.strerror}"
-                ) from None
+                    f"cannot create the lake directory {path}: {exc.strerror}", lake=self.location
+                ) from exc
         if create and not os.access(path, os.W_OK | os.X_OK):
-            raise LakeError(f"the lake directory {path} is not writable; fix its permissions")
+            raise LakeError(
+                f"the lake directory {path} is not writable; fix its permissions",
+                lake=self.location,
+            )
 
     def list_dirs(self, prefix: str) -> list[str]:
+        """List the subdirectories of ``prefix``, sorted."""
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             return sorted(entry.name for entry in os.scandir(self._path(prefix)) if entry.is_dir())
         return []
 
     def list_files(self, prefix: str, *, start_after: str | None = None) -> list[ObjectInfo]:
+        """List every file under ``prefix``, sorted by key."""
         found = []
         base = self._path(prefix)
         for directory, _, names in os.walk(base):
@@ -296,27 +310,32 @@ class DiskStore(LakeStore):
         return sorted(found, key=lambda info: info.key)
 
     def head(self, key: str) -> ObjectInfo | None:
+        """Describe the file at ``key``, or return None."""
         try:
             return ObjectInfo(key, self._path(key).stat().st_size)
         except FileNotFoundError:
             return None
 
     def read(self, key: str) -> bytes | None:
+        """Return the file's bytes, or None."""
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Return bytes ``start``..``end`` of the file."""
         with self._path(key).open("rb") as file:
             file.seek(start)
             return file.read(end - start)
 
     def open_read(self, key: str) -> IO[bytes]:
+        """Open the file for reading."""
         return self._path(key).open("rb")
 
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[IO[bytes]]:
+        """Write a hidden temporary file, fsync it and rename it over ``key``."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Hidden (leading dot), so Spark, Hive, Trino and pyarrow skip it while it exists.
@@ -333,19 +352,20 @@ class DiskStore(LakeStore):
                 temporary.unlink()
 
     def delete(self, key: str) -> None:
+        """Remove the file, if it is there."""
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """An ``flock`` on ``_sync.lock``: the kernel releases it however its holder dies."""
+        """Hold an ``flock`` on ``_sync.lock``: the kernel drops it however its holder dies."""
         descriptor = os.open(self._path(LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except BlockingIOError as exc:
                 holder = os.pread(descriptor, 200, 0).decode("utf-8", "replace").strip()
-                raise LakeLockedError(_locked_message(self.location, holder)) from None
+                raise LakeLockedError(lake=self.location, holder=holder) from exc
             os.ftruncate(descriptor, 0)
             os.pwrite(descriptor, _owner().describe().encode(), 0)
             yield
@@ -353,6 +373,7 @@ class DiskStore(LakeStore):
             os.close(descriptor)
 
     def clear_litter(self) -> int:
+        """Remove hidden ``.*.tmp`` files left by a writer that died."""
         # Only a writer holding the lock makes temporary files, so under the lock
         # every one found is litter of a process that died mid-write.
         removed = 0
@@ -365,6 +386,7 @@ class DiskStore(LakeStore):
         return removed
 
     def uri(self, key: str) -> str:
+        """Return the file's path."""
         return str(self._path(key))
 
 
@@ -395,13 +417,6 @@ class LockOwner:
 
 def _owner() -> LockOwner:
     return LockOwner(socket.gethostname(), os.getpid(), datetime.now(UTC), uuid.uuid4().hex)
-
-
-def _locked_message(location: str, holder: str) -> str:
-    return (
-        f"another sync is writing to the lake {location} ({holder or 'holder unknown'}); "
-        "wait for it to finish, or stop it, then run again"
-    )
 
 
 # -- object stores ----------------------------------------------------------------
@@ -441,9 +456,11 @@ class CloudStore(LakeStore):
 
     @property
     def storage_options(self) -> dict[str, str] | None:
+        """Return the options given, for Polars (never shown anywhere)."""
         return dict(self._options) or None
 
     def uri(self, key: str) -> str:
+        """Return ``<url>/<key>``."""
         return f"{self.location}/{key}"
 
     # The store's calls, each translated into LakeError and retried when transient.
@@ -458,7 +475,7 @@ class CloudStore(LakeStore):
                 raise
             except errors.BaseError as exc:
                 if attempt == CALL_ATTEMPTS or not _TRANSIENT.search(_summary(exc)):
-                    raise _translate(self.location, what, exc, attempt) from None
+                    raise _translate(self.location, what, exc, attempt) from exc
                 self.retries += 1
                 delay = CALL_BACKOFF * 2 ** (attempt - 1) * (0.5 + random.random())
                 logger.warning(
@@ -472,6 +489,7 @@ class CloudStore(LakeStore):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def prepare(self, *, create: bool) -> None:
+        """List the lake's root once: proves bucket, credentials and endpoint."""
         import obstore
 
         # One small listing proves the bucket, the credentials and the endpoint
@@ -483,10 +501,12 @@ class CloudStore(LakeStore):
         if not create and not listing["objects"] and not listing["common_prefixes"]:
             raise LakeError(
                 f"there is no lake at {self.location}; run "
-                f"`esms-analytics sync --lake {self.location} ...` first"
+                f"`esms-analytics sync --lake {self.location} ...` first",
+                lake=self.location,
             )
 
     def list_dirs(self, prefix: str) -> list[str]:
+        """List the common prefixes one level below ``prefix``."""
         import obstore
 
         listing = self._call(
@@ -496,6 +516,7 @@ class CloudStore(LakeStore):
         return sorted(names)
 
     def list_files(self, prefix: str, *, start_after: str | None = None) -> list[ObjectInfo]:
+        """List every object under ``prefix`` from after ``start_after`` on."""
         import obstore
 
         def listing() -> list[ObjectInfo]:
@@ -505,6 +526,7 @@ class CloudStore(LakeStore):
         return sorted(self._call(f"list {prefix}", listing), key=lambda info: info.key)
 
     def head(self, key: str) -> ObjectInfo | None:
+        """Describe the object at ``key``, or return None."""
         import obstore
 
         try:
@@ -514,6 +536,7 @@ class CloudStore(LakeStore):
         return ObjectInfo(key, meta["size"])
 
     def read(self, key: str) -> bytes | None:
+        """Return the object's bytes, or None."""
         import obstore
 
         try:
@@ -524,6 +547,7 @@ class CloudStore(LakeStore):
             return None
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Return bytes ``start``..``end`` of the object (one ranged GET)."""
         import obstore
 
         return self._call(
@@ -532,13 +556,16 @@ class CloudStore(LakeStore):
         )
 
     def open_read(self, key: str) -> IO[bytes]:
-        data = self.read(key)
-        if data is None:
+        """Open the object as a seekable file read by ranges."""
+        info = self.head(key)
+        if info is None:
             raise FileNotFoundError(f"{self.location}/{key}")
-        return io.BytesIO(data)
+        # Ranged reads: a Parquet footer costs a request or two, not the whole file.
+        return io.BufferedReader(_RangeFile(self, key, info.size), buffer_size=64 * 1024)
 
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[IO[bytes]]:
+        """Collect the bytes, then PUT them in one request when the block ends well."""
         buffer = io.BytesIO()
         yield buffer
         self._put(key, buffer.getbuffer())
@@ -556,6 +583,7 @@ class CloudStore(LakeStore):
         )
 
     def delete(self, key: str) -> None:
+        """Delete the object, if it is there."""
         import obstore
 
         self._check_lock_held()
@@ -563,6 +591,7 @@ class CloudStore(LakeStore):
             self._call(f"delete {key}", lambda: obstore.delete(self._store, key))
 
     def clear_litter(self) -> int:
+        """Report nothing to clear: an interrupted PUT leaves nothing behind."""
         # Partitions and the manifest go up in one PUT, which leaves nothing behind
         # when it is interrupted. A multipart upload (objects above
         # MULTIPART_THRESHOLD) is aborted by obstore when it fails in-process; one cut
@@ -572,7 +601,7 @@ class CloudStore(LakeStore):
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """A lock object made by a conditional create, with a lease renewed while held."""
+        """Hold a lock object made by a conditional create, its lease renewed while held."""
         held = _HeldLock(self)
         held.acquire()
         self._lock_state = held
@@ -585,10 +614,37 @@ class CloudStore(LakeStore):
     def _check_lock_held(self) -> None:
         held = self._lock_state
         if held is not None and held.lost is not None:
-            raise LakeLockedError(
-                f"this sync lost the lock of the lake {self.location} ({held.lost}); "
-                "nothing more is written, run the sync again"
-            )
+            raise LakeLockedError(lake=self.location, holder=held.lost)
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only, seekable file over one object, read by ranges as it is asked."""
+
+    def __init__(self, store: CloudStore, key: str, size: int):
+        self._store, self._key, self._size, self._position = store, key, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self._size, self._position + len(buffer))
+        if end <= self._position:
+            return 0
+        data = self._store.read_range(self._key, self._position, end)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
 
 
 class _HeldLock:
@@ -645,16 +701,18 @@ class _HeldLock:
                 "create the lock",
                 lambda: obstore.put(store._store, LOCK_NAME, self._body(), mode="create"),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError) as exc:
             raise LakeError(
                 f"the lock object {store.location}/{LOCK_NAME} is unreadable; if no sync is "
-                "running, delete it and run again"
-            ) from None
+                "running, delete it and run again",
+                lake=store.location,
+                partition=LOCK_NAME,
+            ) from exc
         if body.get("token") == self.owner.token:
             return {"e_tag": current.meta["e_tag"]}  # our own create, answered late
         if expires > datetime.now(UTC):
             raise LakeLockedError(
-                _locked_message(store.location, f"{holder}, lease until {expires:%H:%M:%S} UTC")
+                lake=store.location, holder=f"{holder}, lease until {expires:%H:%M:%S} UTC"
             )
         try:
             result = store._call(
@@ -663,10 +721,10 @@ class _HeldLock:
                     store._store, LOCK_NAME, self._body(), mode={"e_tag": current.meta["e_tag"]}
                 ),
             )
-        except errors.PreconditionError:
+        except errors.PreconditionError as exc:
             raise LakeLockedError(
-                _locked_message(store.location, "another sync took over an expired lock first")
-            ) from None
+                lake=store.location, holder="another sync took over an expired lock first"
+            ) from exc
         logger.warning("lake %s: took over the expired lock of %s", store.location, holder)
         return result
 
@@ -683,7 +741,7 @@ class _HeldLock:
                 )
                 self.e_tag = result["e_tag"]
             except errors.PreconditionError:
-                self.lost = "its lease ran out and another sync took the lock over"
+                self.lost = "it took this sync's lock over after the lease ran out"
                 logger.error("lake %s: %s", self.store.location, self.lost)
                 return
             except (errors.BaseError, OSError) as exc:
@@ -767,7 +825,7 @@ def _aws_config_files(location: str, config: Mapping[str, str]) -> Any:
 
 
 def _summary(exc: BaseException) -> str:
-    """A short, secret-free description of an obstore error: its code, status, or kind.
+    """Describe an obstore error in a few secret-free words: its code, status, or kind.
 
     obstore's own text holds the request URL and the server's whole answer; only
     these few words of it ever reach a message or a log.
@@ -803,4 +861,4 @@ def _translate(location: str, what: str, exc: BaseException, attempts: int) -> L
         )
     else:
         hint = "check the URL, the endpoint and the credentials"
-    return LakeError(f"the lake {location}: cannot {what} ({summary}); {hint}")
+    return LakeError(f"the lake {location}: cannot {what} ({summary}); {hint}", lake=location)

@@ -17,29 +17,19 @@ share the client's rate limit; memory holds one window per worker.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Final, Literal
 
 from esms_analytics.arguments import day_range, sms_type_list, to_date
 from esms_analytics.client import EsmsClient, Window
 from esms_analytics.codes import VN_TZ
 from esms_analytics.errors import AuthError, ConfigError, EsmsError
-from esms_analytics.lake import (
-    PART_NAME,
-    Manifest,
-    WindowEntry,
-    lake_lock,
-    open_lake,
-    partition_path,
-    remove_stale_temporaries,
-    write_partition,
-)
+from esms_analytics.lake import Manifest, WindowEntry, open_lake, partition_files, write_partition
+from esms_analytics.store import LakeLocation, LakeStore
 from esms_analytics.windows import DEFAULT_PASSES, WindowResult, fetch_window
 from esms_analytics.wire import MAX_PAGE_SIZE
 
@@ -112,7 +102,7 @@ def settled_at(day: date, settle_days: int) -> datetime:
 
 
 def sync(
-    lake: str | os.PathLike[str],
+    lake: LakeLocation,
     start: date | str,
     end: date | str,
     *,
@@ -125,13 +115,15 @@ def sync(
     now: datetime | None = None,
     page_size: int = MAX_PAGE_SIZE,
     max_passes: int = DEFAULT_PASSES,
+    storage_options: Mapping[str, str] | None = None,
 ) -> SyncReport:
     """Bring the lake up to date for the days ``start``..``end`` (inclusive).
 
     Parameters
     ----------
-    lake : path
-        The lake directory; created when missing.
+    lake : path, URL or LakeStore
+        The lake: a directory (created when missing) or an object-store URL
+        (``s3://bucket/prefix``, ``gs://...``, ``az://...``).
     start, end : date or ``YYYY-MM-DD``
         Vietnam-local creation days.
     sms_types : sequence of int, optional
@@ -148,6 +140,13 @@ def sync(
         Show a ``tqdm`` progress bar (terminal or Jupyter).
     now : datetime, optional
         The current moment, for deciding what has settled; default the clock.
+    page_size : int
+        Rows per page asked of the service (at most 500).
+    max_passes : int
+        Walks of a window that keeps changing before it is reported incomplete.
+    storage_options : mapping, optional
+        Object-store options (``aws_region``, ``aws_endpoint_url``...) on top of
+        the cloud's standard environment; their values are never shown.
 
     Returns
     -------
@@ -167,15 +166,19 @@ def sync(
             f"--to {last} is in the future (today is {moment.date()} in Vietnam); "
             "messages cannot have been created then"
         )
-    path = open_lake(lake, create=True)
+    lake_store = open_lake(lake, create=True, storage_options=storage_options)
     owns_client = client is None
     esms = client or EsmsClient()
     try:
-        with lake_lock(path):
-            if removed := remove_stale_temporaries(path):
+        with lake_store.lock():
+            if removed := lake_store.clear_litter():
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
-            manifest = Manifest(path)
-            todo, report = _plan(path, manifest, days, types, refresh=refresh)
+            manifest = Manifest(lake_store)
+            stored = {
+                (file.sms_type, file.date)
+                for file in partition_files(lake_store, start=first, end=last, sms_types=types)
+            }
+            todo, report = _plan(stored, manifest, days, types, refresh=refresh)
             logger.info(
                 "sync %s..%s: %d windows to fetch, %d settled",
                 first,
@@ -185,7 +188,7 @@ def sync(
             )
             store = _WindowStore(
                 esms,
-                path,
+                lake_store,
                 manifest,
                 moment=moment,
                 settle_days=settle_days,
@@ -210,14 +213,19 @@ class _Job:
 
 
 def _plan(
-    lake: Path, manifest: Manifest, days: list[date], types: list[int], *, refresh: bool
+    stored: set[tuple[int, date]],
+    manifest: Manifest,
+    days: list[date],
+    types: list[int],
+    *,
+    refresh: bool,
 ) -> tuple[list[_Job], SyncReport]:
     """Plan the windows to fetch, and a report holding the settled ones skipped."""
     todo, report = [], SyncReport()
     for day in days:
         for sms_type in types:
             entry = manifest.get(sms_type, day)
-            reason = _why_fetch(lake, entry, refresh)
+            reason = _why_fetch(stored, entry, refresh)
             if reason is not None:
                 todo.append(_Job(sms_type, day, reason))
                 continue
@@ -236,14 +244,16 @@ def _plan(
     return todo, report
 
 
-def _why_fetch(lake: Path, entry: WindowEntry | None, refresh: bool) -> str | None:
+def _why_fetch(
+    stored: set[tuple[int, date]], entry: WindowEntry | None, refresh: bool
+) -> str | None:
     if refresh:
         return "refresh"
     if entry is None:
         return "missing"
     if not entry.settled:
         return "not settled"
-    if entry.rows and not (partition_path(lake, entry.sms_type, entry.date) / PART_NAME).exists():
+    if entry.rows and (entry.sms_type, entry.date) not in stored:
         return "file missing"
     return None
 
@@ -253,7 +263,7 @@ class _WindowStore:
     """Fetches one window completely and stores it: the work of one sync thread."""
 
     client: EsmsClient
-    lake: Path
+    lake: LakeStore
     manifest: Manifest
     moment: datetime
     settle_days: int

@@ -7,8 +7,9 @@ from its schedule:
 - ``"pass"``: forward the request and relay the answer;
 - ``"drop"``: read the request, then close the connection without a word;
 - ``"503"``: answer ``503 SlowDown`` as S3 does when throttling;
-- ``"stall"``: read the request, then hold the connection silent until the
-  proxy is closed or :attr:`FaultProxy.stall_seconds` pass.
+- ``"stall"``: read the request, pass its head and the first half of its
+  body to the server (an upload cut off midway), then hold both connections
+  silent until the proxy is closed or :attr:`FaultProxy.stall_seconds` pass.
 
 When the schedule is empty, requests pass. The proxy counts what it saw and
 what it injected, so a test can check that every fault was met and retried.
@@ -39,6 +40,8 @@ class FaultProxy:
         self.methods: frozenset[str] = frozenset({"GET", "PUT", "POST", "DELETE", "HEAD"})
         self.schedule: deque[str] = deque()
         self.seen: Counter[str] = Counter()
+        #: The request line of every request, in arrival order ("GET /bucket/key?... HTTP/1.1").
+        self.requests: list[str] = []
         self.injected: Counter[str] = Counter()
         #: Set while a request is held by a "stall" (a test may act on it then).
         self.stalling = threading.Event()
@@ -78,9 +81,11 @@ class FaultProxy:
                 return
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
-    def _next_fault(self, method: str) -> str:
+    def _next_fault(self, line: str) -> str:
+        method = line.split(" ", 1)[0]
         with self._lock:
             self.seen[method] += 1
+            self.requests.append(line)
             if method in self.methods and self.schedule:
                 fault = self.schedule.popleft()
                 if fault != "pass":
@@ -93,7 +98,7 @@ class FaultProxy:
             request = _read_request(connection)
             if request is None:
                 return
-            fault = self._next_fault(request.split(b" ", 1)[0].decode())
+            fault = self._next_fault(request.split(b"\r\n", 1)[0].decode("latin-1"))
             if fault == "drop":
                 connection.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
@@ -101,9 +106,12 @@ class FaultProxy:
             elif fault == "503":
                 connection.sendall(SLOW_DOWN)
             elif fault == "stall":
-                self.stalling.set()
-                self._closed.wait(self.stall_seconds)
-                self.stalling.clear()
+                head, _, body = request.partition(b"\r\n\r\n")
+                with socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
+                    upstream.sendall(head + b"\r\n\r\n" + body[: len(body) // 2])
+                    self.stalling.set()
+                    self._closed.wait(self.stall_seconds)
+                    self.stalling.clear()
             else:
                 self._forward(connection, request)
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import duckdb
 import polars as pl
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
@@ -25,33 +26,49 @@ from esms_analytics.simulator import Faults, Simulator
 from esms_analytics.sync import sync
 
 from .conftest import NOW
+from .faultproxy import FaultProxy
+from .lakes import Lake
+from .s3 import S3Server
 
 TODAY = NOW.date()
 START = TODAY - timedelta(days=6)
 KEY = ["sms_type", "date", "reference_id", "phone"]
 
 
-def lake_frame(lake: Path) -> pl.DataFrame:
-    return read_lake(lake).collect().sort(KEY)
+def lake_frame(lake: Lake, **options: Any) -> pl.DataFrame:
+    return read_lake(lake.location, storage_options=lake.options, **options).collect().sort(KEY)
 
 
-def synced(sim: Simulator, lake: Path, **options: object) -> object:
+def synced(sim: Simulator, lake: Lake, **options: Any) -> Any:
     with sim.client() as client:
         options.setdefault("now", sim.clock.now())
-        return sync(lake, START, TODAY, client=client, progress=False, **options)  # type: ignore[arg-type]
+        options.setdefault("storage_options", lake.options)
+        return sync(lake.location, START, TODAY, client=client, progress=False, **options)
+
+
+@pytest.fixture(params=["disk", "s3"])
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
+    """A lake that does not exist yet: a directory, or a prefix of a fresh bucket."""
+    if request.param == "disk":
+        return Lake.on_disk(tmp_path / "lake")
+    s3: S3Server = request.getfixturevalue("s3_server")
+    return Lake.on_s3(s3, s3.new_bucket())
 
 
 @pytest.fixture
-def lake(tmp_path: Path) -> Path:
-    return tmp_path / "lake"
+def disk_lake(tmp_path: Path) -> Lake:
+    return Lake.on_disk(tmp_path / "lake")
 
 
-def test_layout_is_hive_partitions_without_partition_columns(sim: Simulator, lake: Path) -> None:
+def test_layout_is_hive_partitions_without_partition_columns(sim: Simulator, lake: Lake) -> None:
     report = synced(sim, lake, sms_types=[1, 2])
-    assert report.complete  # type: ignore[attr-defined]
-    files = sorted(lake.glob("sms/sms_type=*/date=*/part-0.parquet"))
-    assert {file.parent.parent.name for file in files} == {"sms_type=1", "sms_type=2"}
-    parquet = pq.ParquetFile(files[0])
+    assert report.complete
+    files = lake.objects("sms/sms_type=*/date=*/part-0.parquet")
+    assert {file.split("/")[1] for file in files} == {"sms_type=1", "sms_type=2"}
+    assert set(lake.objects()) == {*files, "_manifest.json"} | (
+        {"_sync.lock"} if lake.kind == "disk" else set()
+    )
+    parquet = pq.ParquetFile(io.BytesIO(lake.read(files[0])))
     names = parquet.schema_arrow.names
     assert "sms_type" not in names
     assert "date" not in names
@@ -66,24 +83,32 @@ def test_layout_is_hive_partitions_without_partition_columns(sim: Simulator, lak
     assert logical["isAdjustedToUTC"] is True
     assert logical["timeUnit"] == "microseconds"
     assert parquet.schema_arrow.field("sent_at").type.tz == "Asia/Ho_Chi_Minh"
-    assert not list(lake.rglob("*.tmp"))
 
 
-def test_duckdb_and_pyarrow_read_what_read_lake_reads(sim: Simulator, lake: Path) -> None:
+def test_duckdb_and_pyarrow_read_what_read_lake_reads(sim: Simulator, lake: Lake) -> None:
     synced(sim, lake)
     ours = lake_frame(lake)
     assert ours.height > 100
     assert ours.schema == LAKE_SCHEMA
+    # DuckDB reads a local lake itself; an S3 lake through a pyarrow dataset, since
+    # its own S3 extension is downloaded at run time.
+    dataset = lake.dataset()
+    source = (
+        "dataset"
+        if lake.kind == "s3"
+        else f"read_parquet('{lake}/**/*.parquet', hive_partitioning = true)"
+    )
     query = f"""
-        SELECT * REPLACE (sent_at AT TIME ZONE 'Asia/Ho_Chi_Minh' AS sent_at)
-        FROM read_parquet('{lake}/**/*.parquet', hive_partitioning = true)
+        SELECT * REPLACE (sent_at AT TIME ZONE 'Asia/Ho_Chi_Minh' AS sent_at) FROM {source}
     """
     with duckdb.connect() as connection:
         connection.execute("SET TimeZone = 'UTC'")
+        connection.register("dataset", dataset)
         theirs = connection.sql(query).pl()
     theirs = theirs.with_columns(
         pl.col("sent_at").dt.replace_time_zone("Asia/Ho_Chi_Minh"),
         pl.col("sms_type").cast(pl.Int16),
+        pl.col("date").cast(pl.String).str.to_date(),
     )
     assert_frame_equal(theirs.select(ours.columns).sort(KEY), ours, check_dtypes=False)
     as_strings = ours.with_columns(pl.col(pl.Enum).cast(pl.String))
@@ -91,7 +116,6 @@ def test_duckdb_and_pyarrow_read_what_read_lake_reads(sim: Simulator, lake: Path
         theirs.select(ours.columns).sort(KEY).cast(as_strings.schema),  # type: ignore[arg-type]
         as_strings,
     )
-    dataset = ds.dataset(lake / "sms", format="parquet", partitioning="hive")
     arrow = pl.from_arrow(dataset.to_table())
     assert isinstance(arrow, pl.DataFrame)
     arrow = arrow.with_columns(
@@ -100,11 +124,11 @@ def test_duckdb_and_pyarrow_read_what_read_lake_reads(sim: Simulator, lake: Path
     assert_frame_equal(arrow.select(ours.columns).sort(KEY).cast(as_strings.schema), as_strings)  # type: ignore[arg-type]
 
 
-def test_read_lake_prunes_by_day_and_type(sim: Simulator, lake: Path) -> None:
+def test_read_lake_prunes_by_day_and_type(sim: Simulator, lake: Lake) -> None:
     synced(sim, lake)
-    some = read_lake(
+    some = lake_frame(
         lake, start=TODAY - timedelta(days=2), end=TODAY - timedelta(days=1), sms_types=[2, 25]
-    ).collect()
+    )
     everything = lake_frame(lake)
     expected = everything.filter(
         pl.col("date").is_between(TODAY - timedelta(days=2), TODAY - timedelta(days=1))
@@ -115,22 +139,22 @@ def test_read_lake_prunes_by_day_and_type(sim: Simulator, lake: Path) -> None:
 
 
 def test_second_sync_asks_nothing_for_settled_days_and_the_clock_settles_the_rest(
-    sim: Simulator, lake: Path
+    sim: Simulator, lake: Lake
 ) -> None:
     first = synced(sim, lake)
     windows = 7 * 7
-    assert first.count("fetched") == windows  # type: ignore[attr-defined]
-    settled_days = {w.date for w in first.windows if w.settled}  # type: ignore[attr-defined]
+    assert first.count("fetched") == windows
+    settled_days = {w.date for w in first.windows if w.settled}
     # Settled: the day ended at least three days before NOW.
     assert settled_days == {START + timedelta(days=n) for n in range(3)}
     sim.reset_requests()
     second = synced(sim, lake)
     asked = {(int(r["SmsType"]), r["From"][:10]) for r in sim.requests}
     assert all(date.fromisoformat(day) not in settled_days for _, day in asked)
-    assert second.count("skipped") == 3 * 7  # type: ignore[attr-defined]
-    assert second.count("fetched") == 4 * 7  # type: ignore[attr-defined]
-    old_file = next(lake.glob(f"sms/sms_type=2/date={START}/part-0.parquet"))
-    old_mtime = old_file.stat().st_mtime_ns
+    assert second.count("skipped") == 3 * 7
+    assert second.count("fetched") == 4 * 7
+    old_file = f"sms/sms_type=2/date={START}/part-0.parquet"
+    old_version = lake.version(old_file)
     before = lake_frame(lake)
 
     sim.clock.advance(timedelta(days=3))
@@ -138,8 +162,8 @@ def test_second_sync_asks_nothing_for_settled_days_and_the_clock_settles_the_res
     third = synced(sim, lake)
     asked_days = {r["From"][:10] for r in sim.requests}
     assert asked_days == {str(TODAY - timedelta(days=n)) for n in range(4)}
-    assert old_file.stat().st_mtime_ns == old_mtime
-    assert third.complete  # type: ignore[attr-defined]
+    assert lake.version(old_file) == old_version
+    assert third.complete
     after = lake_frame(lake)
     recent = pl.col("date") >= TODAY - timedelta(days=3)
     assert not before.filter(recent)["is_final"].all()
@@ -147,10 +171,11 @@ def test_second_sync_asks_nothing_for_settled_days_and_the_clock_settles_the_res
     assert after.filter(pl.col("date") < TODAY)["is_final"].all()
     assert_frame_equal(after.filter(~recent), before.filter(~recent))
     sim.reset_requests()
-    assert synced(sim, lake).count("skipped") == 6 * 7  # type: ignore[attr-defined]
+    assert synced(sim, lake).count("skipped") == 6 * 7
 
 
-def test_rows_arriving_while_paging_are_stored_exactly_once(lake: Path) -> None:
+def test_rows_arriving_while_paging_are_stored_exactly_once(disk_lake: Lake) -> None:
+    lake = disk_lake.root
     faults = Faults(arrivals_per_request=7, arrival_requests=3)
     with Simulator(now=NOW, daily_volume=400, faults=faults) as sim:
         with sim.client() as client:
@@ -175,8 +200,9 @@ def test_rows_arriving_while_paging_are_stored_exactly_once(lake: Path) -> None:
 
 
 def test_a_window_that_never_settles_is_incomplete_and_keeps_its_old_partition(
-    lake: Path,
+    disk_lake: Lake,
 ) -> None:
+    lake = disk_lake.root
     with Simulator(now=NOW, daily_volume=400) as sim, sim.client() as client:
         sync(lake, TODAY, TODAY, sms_types=[2], client=client, progress=False, now=sim.clock.now())
         before = read_lake(lake).collect()
@@ -200,25 +226,32 @@ def test_a_window_that_never_settles_is_incomplete_and_keeps_its_old_partition(
     assert not info.windows["settled"].any()
 
 
-def test_a_concurrent_sync_is_refused(sim: Simulator, lake: Path) -> None:
-    lake.mkdir()
-    with lake_lock(lake), pytest.raises(LakeLockedError, match="another sync"):
+def test_a_concurrent_sync_is_refused(sim: Simulator, lake: Lake) -> None:
+    store = lake.store()
+    store.prepare(create=True)
+    with lake_lock(store), pytest.raises(LakeLockedError, match="another sync"):
         synced(sim, lake)
-    assert synced(sim, lake).complete  # type: ignore[attr-defined]
+    assert sim.requests == []
+    assert synced(sim, lake).complete
 
 
-def test_the_lock_of_a_killed_process_does_not_block(sim: Simulator, lake: Path) -> None:
-    lake.mkdir()
+HOLDER = """
+import sys, time
+from datetime import timedelta
+from esms_analytics.store import CloudStore, open_store
+location, options = sys.argv[1], dict(arg.split("=", 1) for arg in sys.argv[2:])
+store = CloudStore(location, storage_options=options, lease=timedelta(seconds=1)) if options else open_store(location)
+store.prepare(create=True)
+with store.lock():
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_the_lock_of_a_killed_process_does_not_block_for_long(sim: Simulator, lake: Lake) -> None:
+    options = [f"{key}={value}" for key, value in (lake.options or {}).items()]
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from esms_analytics.lake import lake_lock\n"
-            "with lake_lock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(60)",
-            str(lake),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", HOLDER, lake.location, *options], stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "held"
@@ -227,32 +260,34 @@ def test_the_lock_of_a_killed_process_does_not_block(sim: Simulator, lake: Path)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     holder.stdout.close()
-    assert synced(sim, lake).complete  # type: ignore[attr-defined]
+    if lake.kind == "s3":
+        # The dead holder's lease runs out a second after its last renewal; then the
+        # next sync takes the lock over.
+        expires = json.loads(lake.read("_sync.lock"))["expires"]
+        while datetime.now(UTC) <= datetime.fromisoformat(expires):
+            time.sleep(0.05)
+    assert synced(sim, lake).complete
+    assert "_sync.lock" not in lake.objects() or lake.kind == "disk"
 
 
 def test_an_interrupted_write_leaves_the_old_partition_whole(
-    sim: Simulator, lake: Path, monkeypatch: pytest.MonkeyPatch
+    sim: Simulator, lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced(sim, lake, sms_types=[2])
     before = lake_frame(lake)
-    file = next(lake.glob("sms/sms_type=2/date=*/part-0.parquet"))
+    stored = lake.objects()
+    day = date.fromisoformat(lake.objects("sms/sms_type=2/date=*/part-0.parquet")[0][20:30])
 
-    def broken_write(table: object, where: object, **options: object) -> None:
-        Path(str(where)).write_bytes(b"PAR1 half a file")
+    def broken_write(table: object, where: BinaryIO, **options: object) -> None:
+        where.write(b"PAR1 half a file")
         raise OSError("disk full")
 
     monkeypatch.setattr("esms_analytics.lake.pq.write_table", broken_write)
-    frame = (
-        read_lake(lake)
-        .collect()
-        .filter(pl.col("date") == date.fromisoformat(file.parent.name[5:]))
-        .drop("date")
-        .head(3)
-    )
+    frame = lake_frame(lake).filter(pl.col("date") == day).drop("date").head(3)
     with pytest.raises(OSError, match="disk full"):
-        write_partition(lake, 2, date.fromisoformat(file.parent.name[5:]), frame, fetched_at=NOW)
+        write_partition(lake.store(), 2, day, frame, fetched_at=NOW)
     assert_frame_equal(lake_frame(lake), before)
-    assert not list(lake.rglob("*.tmp"))
+    assert lake.objects() == stored
 
 
 @pytest.mark.slow
@@ -300,23 +335,23 @@ def test_a_sync_killed_mid_way_is_completed_by_the_next(tmp_path: Path) -> None:
         finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert finished.returncode == 0, finished.stderr
     # Same simulator clock, so the same statuses: the lakes are equal row for row.
-    assert_frame_equal(lake_frame(lake), lake_frame(reference))
+    assert_frame_equal(lake_frame(Lake.on_disk(lake)), lake_frame(Lake.on_disk(reference)))
     assert not list(lake.rglob("*.tmp"))
 
 
-def test_a_corrupt_partition_is_named_and_repaired_by_refresh(sim: Simulator, lake: Path) -> None:
+def test_a_corrupt_partition_is_named_and_repaired_by_refresh(sim: Simulator, lake: Lake) -> None:
     synced(sim, lake, sms_types=[2])
     before = lake_frame(lake)
-    victim = lake / "sms" / "sms_type=2" / f"date={START}" / "part-0.parquet"
-    victim.write_bytes(victim.read_bytes()[:100])
-    with pytest.raises(CorruptPartitionError, match=rf"date={START}.*--refresh"):
-        read_lake(lake)
-    info = lake_info(lake)
+    victim = f"sms/sms_type=2/date={START}/part-0.parquet"
+    lake.write(victim, lake.read(victim)[:100])
+    with pytest.raises(CorruptPartitionError, match=rf"date={START}.*--lake {lake} .*--refresh"):
+        lake_frame(lake)
+    info = lake_info(lake.location, storage_options=lake.options)
     assert info.windows.filter(pl.col("status") == "corrupt")["date"].to_list() == [START]
     assert "corrupt" in info.summary()
     with sim.client() as client:
         sync(
-            lake,
+            lake.location,
             START,
             START,
             sms_types=[2],
@@ -324,14 +359,15 @@ def test_a_corrupt_partition_is_named_and_repaired_by_refresh(sim: Simulator, la
             refresh=True,
             progress=False,
             now=sim.clock.now(),
+            storage_options=lake.options,
         )
     assert_frame_equal(lake_frame(lake), before)
 
 
-def test_bad_credentials_change_nothing(sim: Simulator, lake: Path) -> None:
+def test_bad_credentials_change_nothing(sim: Simulator, lake: Lake) -> None:
     synced(sim, lake, sms_types=[2])
     before = lake_frame(lake)
-    manifest = (lake / "_manifest.json").read_text()
+    manifest = lake.read("_manifest.json")
     from esms_analytics import EsmsClient
 
     with (
@@ -339,7 +375,7 @@ def test_bad_credentials_change_nothing(sim: Simulator, lake: Path) -> None:
         pytest.raises(AuthError),
     ):
         sync(
-            lake,
+            lake.location,
             START,
             TODAY,
             sms_types=[2],
@@ -347,9 +383,10 @@ def test_bad_credentials_change_nothing(sim: Simulator, lake: Path) -> None:
             refresh=True,
             progress=False,
             now=sim.clock.now(),
+            storage_options=lake.options,
         )
     assert_frame_equal(lake_frame(lake), before)
-    assert (lake / "_manifest.json").read_text() == manifest
+    assert lake.read("_manifest.json") == manifest
 
 
 @pytest.mark.parametrize(
@@ -362,11 +399,16 @@ def test_bad_credentials_change_nothing(sim: Simulator, lake: Path) -> None:
     ],
 )
 def test_bad_ranges_and_types_are_refused(
-    sim: Simulator, lake: Path, start: object, end: object, types: list[int] | None, message: str
+    sim: Simulator,
+    disk_lake: Lake,
+    start: object,
+    end: object,
+    types: list[int] | None,
+    message: str,
 ) -> None:
     with sim.client() as client, pytest.raises(ConfigError, match=message):
         sync(
-            lake,
+            disk_lake.location,
             start,
             end,
             sms_types=types,
@@ -381,27 +423,29 @@ def test_a_lake_path_that_is_a_file_or_cannot_be_created(sim: Simulator, tmp_pat
     file = tmp_path / "lake.txt"
     file.write_text("not a lake")
     with pytest.raises(LakeError, match="is a file"):
-        synced(sim, file)
+        synced(sim, Lake.on_disk(file))
     assert file.read_text() == "not a lake"
     with pytest.raises(LakeError, match="cannot create"):
-        synced(sim, Path("/proc/esms-lake"))
+        synced(sim, Lake.on_disk(Path("/proc/esms-lake")))
     with pytest.raises(LakeError, match="no lake"):
         read_lake(tmp_path / "nowhere")
 
 
-def test_lake_info_reports_rows_freshness_unsettled_and_missing(sim: Simulator, lake: Path) -> None:
+def test_lake_info_reports_rows_freshness_unsettled_and_missing(sim: Simulator, lake: Lake) -> None:
     with sim.client() as client:
-        sync(
-            lake,
-            START,
-            START + timedelta(days=1),
-            client=client,
-            progress=False,
-            now=sim.clock.now(),
-            sms_types=[2],
-        )
-        sync(lake, TODAY, TODAY, client=client, progress=False, now=sim.clock.now(), sms_types=[2])
-    info = lake_info(lake)
+        for first, last in ((START, START + timedelta(days=1)), (TODAY, TODAY)):
+            sync(
+                lake.location,
+                first,
+                last,
+                client=client,
+                progress=False,
+                now=sim.clock.now(),
+                sms_types=[2],
+                storage_options=lake.options,
+            )
+    info = lake_info(lake.location, storage_options=lake.options)
+    assert info.lake == lake.location
     assert info.rows == lake_frame(lake).height
     assert info.windows["status"].to_list() == ["ok"] * 3
     assert info.windows.filter(~pl.col("settled"))["date"].to_list() == [TODAY]
@@ -411,25 +455,32 @@ def test_lake_info_reports_rows_freshness_unsettled_and_missing(sim: Simulator, 
     assert "missing windows: 4" in text
 
 
-def test_an_empty_lake_reads_as_an_empty_frame_with_the_schema(tmp_path: Path) -> None:
-    (tmp_path / "lake").mkdir()
-    frame = read_lake(tmp_path / "lake").collect()
+def test_an_empty_lake_reads_as_an_empty_frame_with_the_schema(lake: Lake) -> None:
+    if lake.kind == "disk":
+        Path(lake.location).mkdir()
+    else:
+        lake.write("_manifest.json", b'{"schema_version": "1", "windows": {}}')
+    frame = read_lake(lake.location, storage_options=lake.options).collect()
     assert frame.height == 0
     assert frame.schema == LAKE_SCHEMA
-    assert "empty" in lake_info(tmp_path / "lake").summary()
+    assert "empty" in lake_info(lake.location, storage_options=lake.options).summary()
 
 
-def test_no_secret_reaches_the_lake(lake: Path) -> None:
+def test_no_secret_reaches_the_lake(lake: Lake) -> None:
     secret = "SECRET-not-in-files-9"
-    with Simulator(now=NOW, daily_volume=50, secret_key=secret) as sim, sim.client() as client:
-        sync(lake, START, TODAY, client=client, progress=False, now=sim.clock.now())
-    for file in lake.rglob("*"):
-        if file.is_file():
-            assert secret.encode() not in file.read_bytes()
-            assert sim.api_key.encode() not in file.read_bytes()
+    with Simulator(now=NOW, daily_volume=50, secret_key=secret) as sim:
+        synced(sim, lake)
+    secrets = [secret, sim.api_key, *(lake.options or {}).values()]
+    secrets = [value for value in secrets if len(value) > 8 and value != lake.location]
+    assert lake.objects()
+    for key in lake.objects():
+        data = lake.read(key)
+        for value in secrets:
+            assert value.encode() not in data, key
 
 
-def test_a_window_growing_faster_than_it_can_be_paged_still_ends(lake: Path) -> None:
+def test_a_window_growing_faster_than_it_can_be_paged_still_ends(disk_lake: Lake) -> None:
+    lake = disk_lake.root
     faults = Faults(arrivals_per_request=60)
     with Simulator(now=NOW, daily_volume=100, faults=faults) as sim, sim.client() as client:
         report = sync(
@@ -447,13 +498,148 @@ def test_a_window_growing_faster_than_it_can_be_paged_still_ends(lake: Path) -> 
     assert report.windows[0].requests < 100
 
 
-def test_the_next_sync_clears_what_a_killed_one_left(sim: Simulator, lake: Path) -> None:
-    synced(sim, lake, sms_types=[2])
+def test_the_next_sync_clears_what_a_killed_one_left(sim: Simulator, disk_lake: Lake) -> None:
+    synced(sim, disk_lake, sms_types=[2])
+    lake = Path(disk_lake.location)
     partition = next(lake.glob("sms/sms_type=2/date=*"))
     litter = [partition / ".part-0.parquet.999.1.tmp", lake / "._manifest.json.999.tmp"]
     for path in litter:
         path.write_bytes(b"half written")
-    before = lake_frame(lake)
-    synced(sim, lake, sms_types=[2])
+    before = lake_frame(disk_lake)
+    synced(sim, disk_lake, sms_types=[2])
     assert not any(path.exists() for path in litter)
-    assert_frame_equal(lake_frame(lake), before)
+    assert_frame_equal(lake_frame(disk_lake), before)
+
+
+# -- object storage only ---------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_lake(s3_server: S3Server) -> Lake:
+    return Lake.on_s3(s3_server, s3_server.new_bucket())
+
+
+def test_a_lake_on_s3_reads_value_for_value_like_one_on_disk(
+    sim: Simulator, s3_lake: Lake, disk_lake: Lake
+) -> None:
+    synced(sim, disk_lake)
+    synced(sim, s3_lake)
+    on_s3 = lake_frame(s3_lake)
+    assert on_s3.height > 100
+    assert_frame_equal(on_s3, lake_frame(disk_lake))
+    assert s3_lake.objects("sms/*") == disk_lake.objects("sms/*")
+    on_disk = lake_info(disk_lake.location).windows
+    assert_frame_equal(
+        lake_info(s3_lake.location, storage_options=s3_lake.options).windows.drop("fetched_at"),
+        on_disk.drop("fetched_at"),
+    )
+
+
+def test_reading_lists_only_the_types_and_days_asked_for(
+    sim: Simulator, s3_server: S3Server, s3_lake: Lake
+) -> None:
+    synced(sim, s3_lake)
+    with FaultProxy(s3_server.port) as proxy:
+        near = Lake.on_s3(s3_server, s3_lake.bucket, aws_endpoint_url=proxy.endpoint)
+        frame = lake_frame(near, start=TODAY - timedelta(days=1), sms_types=[2, 24])
+        listings = [line for line in proxy.requests if "list-type=2" in line]
+    assert set(frame["date"]) == {TODAY - timedelta(days=1), TODAY}
+    assert set(frame["sms_type"]) == {2, 24}
+    # One listing of the lake's root (is there a lake?), then one per type asked
+    # for, starting at the first day asked for; never the whole lake.
+    assert len(listings) == 3
+    day = f"date%3D{TODAY - timedelta(days=1)}"
+    for sms_type in (2, 24):
+        assert any(
+            f"prefix=lake%2Fsms%2Fsms_type%3D{sms_type}%2F" in line and day in line
+            for line in listings
+        ), listings
+
+
+def test_a_missing_bucket_or_refused_keys_stop_before_anything_is_fetched(
+    sim: Simulator, s3_server: S3Server, s3_lake: Lake
+) -> None:
+    missing = Lake.on_s3(s3_server, "no-such-bucket-anywhere")
+    with pytest.raises(LakeError, match=r"no-such-bucket-anywhere.*bucket does not exist"):
+        synced(sim, missing)
+    with pytest.raises(LakeError, match="bucket does not exist"):
+        lake_frame(missing)
+    secret = "refused-SECRET-1234"
+    refused = Lake.on_s3(s3_server, s3_lake.bucket, aws_secret_access_key=secret)
+    with s3_server.enforcing_credentials():
+        with pytest.raises(LakeError, match="refused the credentials") as caught:
+            synced(sim, refused)
+        assert secret not in str(caught.value)
+        with pytest.raises(LakeError, match="refused the credentials"):
+            lake_info(refused.location, storage_options=refused.options)
+        assert sim.requests == []  # nothing was fetched
+        assert s3_lake.objects() == []  # nothing was written
+        assert synced(sim, s3_lake, sms_types=[2]).complete  # the right keys pass the checks
+    assert s3_lake.objects("sms/sms_type=2/*")
+
+
+def test_faults_between_sync_and_store_lose_nothing(
+    sim: Simulator, s3_server: S3Server, s3_lake: Lake, disk_lake: Lake
+) -> None:
+    synced(sim, disk_lake)
+    with FaultProxy(s3_server.port) as proxy:
+        near = Lake.on_s3(s3_server, s3_lake.bucket, aws_endpoint_url=proxy.endpoint, timeout="2s")
+        proxy.plan(["pass", "503", "drop", "pass", "stall", "503", "503", "drop"], methods=["PUT"])
+        report = synced(sim, near)
+    assert report.complete
+    assert not proxy.schedule
+    assert proxy.injected == {"503": 3, "drop": 2, "stall": 1}
+    # The lock, each partition and each manifest save went up, and every fault cost
+    # one more attempt (lease renewals, if the sync ran long enough, add to the count).
+    written = 1 + len(s3_lake.objects("sms/*")) + report.count("fetched")
+    assert proxy.seen["PUT"] >= written + 6
+    assert_frame_equal(lake_frame(s3_lake), lake_frame(disk_lake))
+    assert s3_lake.objects() == ["_manifest.json", *s3_lake.objects("sms/*")]
+
+
+KILLABLE_SYNC = """
+import sys
+from datetime import datetime, timedelta
+from esms_analytics.client import EsmsClient
+from esms_analytics.store import CloudStore
+from esms_analytics.sync import sync
+base_url, lake, start, end, now = sys.argv[1:6]
+options = dict(arg.split("=", 1) for arg in sys.argv[6:])
+store = CloudStore(lake, storage_options=options, lease=timedelta(seconds=1))
+with EsmsClient(base_url=base_url, rate_limit=None) as client:
+    sync(store, start, end, client=client, progress=False, now=datetime.fromisoformat(now),
+         workers=2)
+"""
+
+
+@pytest.mark.slow
+def test_a_sync_killed_during_an_upload_is_completed_by_the_next(
+    sim: Simulator, s3_server: S3Server, s3_lake: Lake, disk_lake: Lake
+) -> None:
+    synced(sim, disk_lake)
+    synced(sim, s3_lake, sms_types=[2])  # objects for the killed sync to replace
+    old = {key: s3_lake.read(key) for key in s3_lake.objects()}
+    env = {**os.environ, "ESMS_API_KEY": sim.api_key, "ESMS_SECRET_KEY": sim.secret_key}
+    with FaultProxy(s3_server.port) as proxy:
+        options = s3_server.storage_options(endpoint=proxy.endpoint)
+        arguments = [sim.base_url, s3_lake.location, str(START), str(TODAY), NOW.isoformat()]
+        proxy.plan(["pass"] * 12 + ["stall"], methods=["PUT"])
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE_SYNC, *arguments]
+            + [f"{key}={value}" for key, value in options.items()],
+            env=env,
+        )
+        assert proxy.stalling.wait(60), "the sync never reached its 13th upload"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    # What the killed sync left: every object whole, each either old or new.
+    for key in s3_lake.objects("sms/*"):
+        assert pq.read_metadata(io.BytesIO(s3_lake.read(key))).num_rows > 0
+    manifest = json.loads(s3_lake.read("_manifest.json"))
+    assert len(manifest["windows"]) > len([key for key in old if key.startswith("sms/")])
+    expires = json.loads(s3_lake.read("_sync.lock"))["expires"]
+    while datetime.now(UTC) <= datetime.fromisoformat(expires):
+        time.sleep(0.05)
+    assert synced(sim, s3_lake).complete
+    assert_frame_equal(lake_frame(s3_lake), lake_frame(disk_lake))
+    assert s3_lake.objects() == ["_manifest.json", *s3_lake.objects("sms/*")]

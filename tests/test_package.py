@@ -21,10 +21,10 @@ def test_all_lists_exactly_the_public_names() -> None:
     # The order is ruff's RUF022 (constants, classes, functions), checked by `make lint`.
 
 
-def test_importing_the_package_loads_no_matplotlib_and_no_simulator() -> None:
+def test_importing_the_package_loads_no_matplotlib_no_simulator_and_no_cloud_client() -> None:
     code = (
         "import sys, esms_analytics\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'tqdm')"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'tqdm', 'obstore')"
         " or m in ('esms_analytics.cli', 'esms_analytics.simulator', 'esms_analytics.plots')]\n"
         "print(loaded)"
     )
@@ -49,8 +49,9 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "decode": {"codes", "errors", "wire"},
     "reports": {"codes", "errors"},
     "windows": {"arguments", "client", "decode", "errors", "wire"},
-    "lake": {"arguments", "codes", "decode", "errors"},
-    "sync": {"arguments", "client", "codes", "errors", "lake", "windows", "wire"},
+    "store": {"errors"},
+    "lake": {"arguments", "codes", "decode", "errors", "store"},
+    "sync": {"arguments", "client", "codes", "errors", "lake", "store", "windows", "wire"},
     "bundle": {"codes", "plots", "render", "reports"},
     "simulator.history": set(),
     "simulator.faults": {"simulator.history"},
@@ -63,6 +64,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
         "errors",
         "lake",
         "reports",
+        "store",
         "sync",
         "windows",
     },
@@ -78,6 +80,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
         "plots",
         "render",
         "simulator",
+        "store",
         "sync",
         "windows",
     },
