@@ -11,7 +11,8 @@ code  meaning
 2     bad arguments or configuration (including missing credentials)
 3     eSMS refused the ApiKey / SecretKey (CodeResult 101)
 4     eSMS or the network failed (after retries), or sent undecodable data
-5     lake problem: not a directory, not writable, corrupt file, or locked
+5     lake problem: not a directory, not writable, corrupt file, locked, or
+      its object store refused (missing bucket, credentials, endpoint, down)
 130   interrupted (Ctrl-C)
 ====  ==============================================================
 
@@ -98,6 +99,39 @@ def _parse_not_negative(text: str) -> int:
     return int(text)
 
 
+def _parse_storage_option(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        # Never echo the text: it may be a secret typed with the wrong separator.
+        raise argparse.ArgumentTypeError("give KEY=VALUE, such as aws_region=eu-west-1")
+    return key.strip(), value
+
+
+def _add_lake_options(
+    command: argparse.ArgumentParser, *, help: str, default: str | None = None
+) -> None:
+    command.add_argument(
+        "--lake",
+        metavar="PATH|URL",
+        required=default is None,
+        default=default,
+        help=f"{help}: a directory, or s3://, gs://, az://, abfs:// or file:// URL",
+    )
+    command.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        type=_parse_storage_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="object-store option on top of the cloud's environment (aws_region, "
+        "aws_endpoint_url, allow_http...), repeatable",
+    )
+
+
+def _storage_options(args: argparse.Namespace) -> dict[str, str] | None:
+    return dict(args.storage_options) if args.storage_options else None
+
+
 def build_parser() -> _Parser:
     """Build the argument parser of every command (the README's CLI reference is its --help)."""
     parser = _Parser(
@@ -175,9 +209,7 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         description="Fetch what the lake lacks or what has not settled "
         "yet, one window per (type, day), into Hive partitions.",
     )
-    sync.add_argument(
-        "--lake", type=Path, metavar="PATH", required=True, help="lake directory (created if new)"
-    )
+    _add_lake_options(sync, help="the lake (a directory is created if new)")
     _add_range_options(sync, required=True)
     _add_service_options(sync)
     sync.add_argument(
@@ -233,7 +265,7 @@ def _add_lake_commands(
         dest="lake_command", required=True, metavar="ACTION", parser_class=_Parser
     )
     info = actions.add_parser("info", help="days, rows, freshness, unsettled and missing days")
-    info.add_argument("--lake", type=Path, metavar="PATH", required=True, help="the lake directory")
+    _add_lake_options(info, help="the lake")
     return lake, info
 
 
@@ -245,9 +277,7 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         "columns; table is for people. 'html' writes every report with plots to --output.",
     )
     report.add_argument("kind", choices=REPORT_KINDS)
-    report.add_argument(
-        "--lake", type=Path, metavar="PATH", required=True, help="the lake directory"
-    )
+    _add_lake_options(report, help="the lake")
     _add_range_options(report, required=False)
     report.add_argument(
         "--campaign",
@@ -285,7 +315,8 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         "--output",
         type=Path,
         metavar="FILE.html",
-        help="html: where to write the page (default <lake>/../reports/report.html)",
+        help="html: where to write the page (default <lake>/../reports/report.html; "
+        "reports/report.html for a lake in object storage)",
     )
     return report
 
@@ -340,13 +371,7 @@ def _add_demo_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         description="Sync ~90 days of every type from the embedded "
         "simulator, print the reports, write plots and an HTML page.",
     )
-    demo.add_argument(
-        "--lake",
-        type=Path,
-        metavar="PATH",
-        default=Path("data/lake"),
-        help="lake directory (default data/lake)",
-    )
+    _add_lake_options(demo, help="the lake (default data/lake)", default="data/lake")
     demo.add_argument(
         "--reports",
         type=Path,
@@ -428,6 +453,7 @@ def _sync(args: argparse.Namespace) -> int:
             workers=args.workers,
             refresh=args.refresh,
             progress=not args.quiet,
+            storage_options=_storage_options(args),
         )
     print(report.summary())
     return EXIT_OK if report.complete else EXIT_INCOMPLETE
@@ -461,7 +487,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _lake_info(args: argparse.Namespace) -> int:
     from esms_analytics.lake import lake_info
 
-    print(lake_info(args.lake).summary())
+    print(lake_info(args.lake, storage_options=_storage_options(args)).summary())
     return EXIT_OK
 
 
@@ -470,9 +496,15 @@ def _report(args: argparse.Namespace) -> int:
     from esms_analytics.lake import read_lake
     from esms_analytics.render import write_table
 
-    frame = read_lake(args.lake, start=args.start, end=args.end, sms_types=args.sms_types)
+    frame = read_lake(
+        args.lake,
+        start=args.start,
+        end=args.end,
+        sms_types=args.sms_types,
+        storage_options=_storage_options(args),
+    )
     if args.kind == "html":
-        output = args.output or args.lake.resolve().parent / "reports" / "report.html"
+        output = args.output or _default_report_path(args.lake)
         bundle = write_bundle(frame, output.parent, title="eSMS delivery and cost report")
         assert bundle.html is not None
         if bundle.html != output:
@@ -507,6 +539,16 @@ def _report(args: argparse.Namespace) -> int:
         args.plot.write_bytes(figure_png(kind.plot(table)))
         print(f"plot written to {args.plot}", file=sys.stderr)
     return EXIT_OK
+
+
+def _default_report_path(lake: str) -> Path:
+    if "://" in lake and not lake.startswith("file://"):
+        return Path("reports") / "report.html"  # a lake in a bucket: beside the caller
+    return (
+        Path(lake.removeprefix("file://")).expanduser().resolve().parent
+        / "reports"
+        / ("report.html")
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -548,6 +590,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     result = run_demo(
         lake=args.lake,
+        storage_options=_storage_options(args),
         reports_dir=args.reports,
         days=args.days,
         daily_volume=args.daily_volume,

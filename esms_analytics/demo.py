@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -21,6 +23,9 @@ from esms_analytics.lake import read_lake
 from esms_analytics.render import format_table
 from esms_analytics.simulator import Simulator
 from esms_analytics.sync import SyncReport, sync
+
+if TYPE_CHECKING:
+    from esms_analytics.store import LakeLocation
 
 
 @dataclass(frozen=True)
@@ -33,11 +38,12 @@ class DemoResult:
 
 def run_demo(
     *,
-    lake: Path,
+    lake: LakeLocation,
     reports_dir: Path,
     days: int = 90,
     daily_volume: int = 2500,
     progress: bool = True,
+    storage_options: Mapping[str, str] | None = None,
 ) -> DemoResult:
     """Run the demo, printing as it goes; the caller decides what the outcome means."""
     began = time.monotonic()
@@ -57,9 +63,10 @@ def run_demo(
             workers=4,
             progress=progress,
             now=simulator.clock.now(),
+            storage_options=storage_options,
         )
     print(report.summary())
-    frame = read_lake(lake, start=start, end=today)
+    frame = read_lake(lake, start=start, end=today, storage_options=storage_options)
     rows = frame.select(pl.len()).collect().item()
     bundle = write_bundle(frame, reports_dir, title="eSMS demo: delivery and cost report")
     print(f"\nDelivery by campaign ({rows:,} messages; rates exclude pending messages)")

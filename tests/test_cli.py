@@ -20,6 +20,7 @@ from esms_analytics.reports import cost_breakdown, delivery_by_campaign
 from esms_analytics.simulator import Simulator
 
 from .conftest import NOW
+from .s3 import S3Server
 
 START, END = NOW.date() - timedelta(days=4), NOW.date() - timedelta(days=1)
 
@@ -433,3 +434,87 @@ def test_module_entry_point_prints_the_version() -> None:
         check=True,
     )
     assert result.stdout.startswith("esms-analytics 0.1.0")
+
+
+# -- lakes in object storage -------------------------------------------------------------
+
+
+def storage_flags(s3: S3Server, **overrides: str) -> list[str]:
+    options = s3.storage_options(**overrides)
+    return [
+        flag for key, value in options.items() for flag in ("--storage-option", f"{key}={value}")
+    ]
+
+
+def test_every_lake_command_takes_an_s3_url_and_storage_options(
+    env: Simulator, s3_server: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = f"s3://{s3_server.new_bucket()}/esms"
+    flags = storage_flags(s3_server)
+    common = ["--from", str(START), "--to", str(END), "--base-url", env.base_url, "--quiet"]
+    code, out, _ = run(capsys, "sync", "--lake", lake, *flags, *common)
+    assert code == 0
+    assert "fetched" in out
+    code, out, _ = run(capsys, "lake", "info", "--lake", lake, *flags)
+    assert code == 0
+    assert out.startswith(f"lake {lake}\n")
+    code, out, _ = run(capsys, "report", "cost", "--lake", lake, *flags, "--format", "csv")
+    assert code == 0
+    frame = read_lake(lake, storage_options=s3_server.storage_options())
+    assert_frame_equal(pl.read_csv(io.StringIO(out)), cost_breakdown(frame), check_dtypes=False)
+    for text in (out, *capsys.readouterr()):
+        assert s3_server.secret_key not in text
+    code, _, _ = run(
+        capsys, "report", "html", "--lake", lake, *flags, "--output", str(tmp_path / "r.html")
+    )
+    assert code == 0
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_a_store_that_refuses_exits_5_in_one_line_without_the_secret(
+    env: Simulator, s3_server: S3Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "cli-SECRET-5555"
+    missing = ["--lake", "s3://no-such-bucket-cli/esms", *storage_flags(s3_server)]
+    code, _, err = run(capsys, "lake", "info", *missing)
+    assert code == 5
+    assert err.startswith("error: the lake s3://no-such-bucket-cli/esms: ")
+    assert "bucket does not exist" in err
+    assert len(err.strip().splitlines()) == 1
+    lake = f"s3://{s3_server.new_bucket()}/esms"
+    refused = ["--lake", lake, *storage_flags(s3_server, aws_secret_access_key=secret)]
+    with s3_server.enforcing_credentials():
+        code, _, err = run(
+            capsys, "sync", *refused, "--from", str(END), "--to", str(END), "--quiet"
+        )
+    assert code == 5
+    assert "refused the credentials" in err
+    assert secret not in err
+    assert env.requests == []
+
+
+def test_a_storage_option_without_equals_is_a_usage_error_that_hides_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["lake", "info", "--lake", "s3://b/esms", "--storage-option", "aws_secret:TOPSECRET"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    _, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert "--storage-option: give KEY=VALUE" in err
+    assert "TOPSECRET" not in err
+
+
+@pytest.mark.slow
+def test_the_demo_runs_into_an_s3_lake(
+    s3_server: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = f"s3://{s3_server.new_bucket()}/demo"
+    argv = ["demo", "--lake", lake, *storage_flags(s3_server), "--days", "3"]
+    code, out, _ = run(
+        capsys, *argv, "--daily-volume", "100", "--reports", str(tmp_path / "r"), "--quiet"
+    )
+    assert code == 0
+    assert "21 windows: 21 fetched" in out
+    assert f"{lake}/sms/sms_type=*/date=*/part-0.parquet" in out
+    assert read_lake(lake, storage_options=s3_server.storage_options()).collect().height > 0
