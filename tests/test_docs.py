@@ -12,6 +12,8 @@ import pytest
 from esms_analytics.cli import main, reference_markdown
 from esms_analytics.simulator import Simulator
 
+from .s3 import S3Server
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text("utf-8")
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, re.DOTALL)
@@ -34,12 +36,19 @@ def test_the_readme_starts_with_the_two_commands() -> None:
 
 
 def test_every_code_block_of_the_readme_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    s3_server: S3Server,
 ) -> None:
     """Python blocks run in one namespace, shell blocks through the CLI, all in a scratch
     directory against the simulator. `make` lines are checked as Makefile targets (the demo
-    and the test suite have tests of their own)."""
+    and the test suite have tests of their own). The README's S3 endpoints and its bucket
+    `acme-data` stand for the test's S3 server on loopback."""
     monkeypatch.chdir(tmp_path)
+    s3_server.client().create_bucket(Bucket="acme-data")  # type: ignore[attr-defined]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
     # The README's dates are fixed; the simulator's history must reach back to them.
     days = (date.today() - date(2026, 10, 1)).days + 30
     with Simulator(
@@ -57,6 +66,8 @@ def test_every_code_block_of_the_readme_runs(
                     command = line.split("  #")[0].strip()
                     if command.startswith("export "):
                         name, _, value = command.removeprefix("export ").partition("=")
+                        if name == "AWS_ENDPOINT_URL":
+                            value = s3_server.endpoint
                         monkeypatch.setenv(name, value)
                     elif command.startswith("esms-analytics "):
                         assert main(shlex.split(command)[1:]) == 0, command
