@@ -643,3 +643,41 @@ def test_a_sync_killed_during_an_upload_is_completed_by_the_next(
     assert synced(sim, s3_lake).complete
     assert_frame_equal(lake_frame(s3_lake), lake_frame(disk_lake))
     assert s3_lake.objects() == ["_manifest.json", *s3_lake.objects("sms/*")]
+
+
+def test_a_store_that_stays_down_ends_the_sync_and_keeps_every_finished_window(
+    sim: Simulator, s3_server: S3Server, s3_lake: Lake, disk_lake: Lake
+) -> None:
+    synced(sim, disk_lake)
+    quick: Any = {"max_retries": 1, "backoff": {"init_backoff": timedelta(milliseconds=10)}}
+    with FaultProxy(s3_server.port) as proxy:
+        near = Lake.on_s3(s3_server, s3_lake.bucket, aws_endpoint_url=proxy.endpoint)
+        proxy.plan(["pass"] * 9 + ["503"] * 1000, methods=["PUT"])
+        with (
+            sim.client() as client,
+            pytest.raises(LakeError, match=r"SlowDown 503.*did not answer"),
+        ):
+            sync(
+                near.store(retry=quick),
+                START,
+                TODAY,
+                client=client,
+                progress=False,
+                now=sim.clock.now(),
+                workers=1,
+            )
+    manifest = json.loads(s3_lake.read("_manifest.json"))["windows"]
+    assert 1 <= len(manifest) <= 4  # the lock, then a partition and a manifest a window
+    kept = lake_frame(s3_lake)
+    # Each partition stored is whole and exactly the service's answer; a window whose
+    # manifest save failed after its partition went up is fetched again next time.
+    stored = [
+        f"{key.split('/')[1][9:]}/{key.split('/')[2][5:]}" for key in s3_lake.objects("sms/*")
+    ]
+    recorded = [
+        f"{entry['sms_type']}/{entry['date']}" for entry in manifest.values() if entry["rows"]
+    ]
+    assert set(recorded) <= set(stored)
+    reference = lake_frame(disk_lake).filter(pl.format("{}/{}", "sms_type", "date").is_in(stored))
+    assert_frame_equal(kept, reference)
+    assert "_sync.lock" not in s3_lake.objects()  # released on the way out

@@ -324,3 +324,60 @@ def test_a_store_that_stays_down_ends_in_one_clear_line(
     assert store.retries == 2
     assert proxy.injected["503"] == 3 * (1 + QUICK_RETRY["max_retries"])
     assert s3_server.keys(s3_bucket) == {"lake/_manifest.json": b"{}"}
+
+
+def test_a_local_lake_needs_no_cloud_library(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['obstore'] = None  # as if it were not installed\n"
+        "from esms_analytics.errors import ConfigError\n"
+        "from esms_analytics.store import open_store\n"
+        "store = open_store(sys.argv[1])\n"
+        "store.prepare(create=True)\n"
+        "with store.lock():\n"
+        "    store.write('sms/x', b'1')\n"
+        "print(store.read('sms/x'))\n"
+        "try:\n"
+        "    open_store('s3://bucket/lake')\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "lake")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.splitlines() == [
+        "b'1'",
+        "the lake s3://bucket/lake is in an object store, which needs obstore: "
+        "pip install 'esms-analytics[cloud]'",
+    ]
+
+
+def test_keys_from_the_aws_shared_files_are_used(
+    s3_server: S3Server, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[default]\naws_access_key_id = {s3_server.access_key}\n"
+        f"aws_secret_access_key = {s3_server.secret_key}\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    options = {
+        key: value
+        for key, value in s3_server.storage_options().items()
+        if key not in ("aws_access_key_id", "aws_secret_access_key")
+    }
+    store = open_store(f"s3://{s3_bucket}/lake", storage_options=options)
+    with s3_server.enforcing_credentials():
+        store.write("_manifest.json", b"{}")  # signed with the keys from the file
+        credentials.write_text(
+            "[default]\naws_access_key_id = AKIAWRONG\naws_secret_access_key = x\n"
+        )
+        with pytest.raises(LakeError, match="refused the credentials"):
+            open_store(f"s3://{s3_bucket}/lake", storage_options=options).prepare(create=True)
+    assert s3_server.keys(s3_bucket) == {"lake/_manifest.json": b"{}"}
