@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_decode, bench_reports, bench_sync
+from benchmarks import bench_decode, bench_reports, bench_store, bench_sync
 from benchmarks.common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +24,8 @@ FULL = {
     "memory_rows": 500_000,
     "report_rows": 20_000_000,
     "repeats": 5,
+    "store_days": 30,
+    "store_rows": 5000,
 }
 QUICK = {
     "decode_rows": 2_000,
@@ -33,6 +35,8 @@ QUICK = {
     "memory_rows": 2_000,
     "report_rows": 20_000,
     "repeats": 1,
+    "store_days": 2,
+    "store_rows": 600,
 }
 
 
@@ -149,10 +153,33 @@ def write_report(
         f"({latency['json_bytes'] / latency['lake_bytes']:.1f}x smaller).",
         "",
     ]
+    lines += store_section(results["store"])
     notes = ROOT / "benchmarks" / "NOTES.md"
     if notes.exists() and output == ROOT / "BENCHMARKS.md":
         lines += [notes.read_text("utf-8")]
     output.write_text("\n".join(lines), "utf-8")
+
+
+def store_section(store: dict[str, Any]) -> list[str]:
+    return [
+        "## 5. A lake in object storage",
+        "",
+        f"The sync of section 2's kind ({store['days']} days of {store['rows_per_day']:,} rows, "
+        f"{store['latency'] * 1000:.0f} ms a request, {store['workers']} workers) into a fresh "
+        "local lake and into a fresh prefix of an S3 server on loopback (moto, in its own "
+        "process), runs alternating, same simulator history, same run.",
+        "",
+        "| lake | runs s | median s |",
+        "|---|---|---:|",
+        f"| local disk | {', '.join(f'{run:.2f}' for run in store['disk'])} | "
+        f"{store['disk_median']:.2f} |",
+        f"| s3:// (moto) | {', '.join(f'{run:.2f}' for run in store['s3'])} | "
+        f"{store['s3_median']:.2f} |",
+        "",
+        f"- Target: within 1.3x of the disk sync's wall time: {store['ratio']:.2f}x, "
+        f"{verdict(store['ratio'] <= 1.3)}.",
+        "",
+    ]
 
 
 def main() -> None:
@@ -179,6 +206,13 @@ def main() -> None:
             Path(scratch) / "lake", sizes["report_rows"], sizes["repeats"]
         )
     print("reports done", flush=True)
+    results["store"] = bench_store.run(
+        days=sizes["store_days"],
+        rows_per_day=sizes["store_rows"],
+        latency=sizes["latency"],
+        repeats=sizes["repeats"],
+    )
+    print("object storage done", flush=True)
     write_report(results, sizes, time.monotonic() - began, args.output)
     print(f"wrote {args.output}")
 
