@@ -411,8 +411,8 @@ class LockOwner:
     token: str
 
     def describe(self) -> str:
-        """``host h pid 123 since 2026-11-20 15:30:00 UTC``."""
-        return f"host {self.host} pid {self.pid} since {self.started:%Y-%m-%d %H:%M:%S %Z}"
+        """Describe the owner: ``pid 123 on host h since 2026-11-20 08:30:00 UTC``."""
+        return f"pid {self.pid} on host {self.host} since {self.started:%Y-%m-%d %H:%M:%S %Z}"
 
 
 def _owner() -> LockOwner:
@@ -694,7 +694,7 @@ class _HeldLock:
             current = store._call("read the lock", lambda: obstore.get(store._store, LOCK_NAME))
             body = json.loads(current.bytes().to_bytes())
             expires = datetime.fromisoformat(body["expires"])
-            holder = f"host {body['host']} pid {body['pid']} since {body['started'][:19]}"
+            holder = f"pid {body['pid']} on host {body['host']} since {body['started'][:19]}"
         except FileNotFoundError:
             # Released between our create and our read: try once more from the top.
             return store._call(
