@@ -108,14 +108,14 @@ def _parse_storage_option(text: str) -> tuple[str, str]:
 
 
 def _add_lake_options(
-    command: argparse.ArgumentParser, *, help: str, default: str | None = None
+    command: argparse.ArgumentParser, *, what: str, default: str | None = None
 ) -> None:
     command.add_argument(
         "--lake",
         metavar="PATH|URL",
         required=default is None,
         default=default,
-        help=f"{help}: a directory, or s3://, gs://, az://, abfs:// or file:// URL",
+        help=f"{what}: a directory, or s3://, gs://, az://, abfs:// or file:// URL",
     )
     command.add_argument(
         "--storage-option",
@@ -209,7 +209,7 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         description="Fetch what the lake lacks or what has not settled "
         "yet, one window per (type, day), into Hive partitions.",
     )
-    _add_lake_options(sync, help="the lake (a directory is created if new)")
+    _add_lake_options(sync, what="the lake (a directory is created if new)")
     _add_range_options(sync, required=True)
     _add_service_options(sync)
     sync.add_argument(
@@ -265,7 +265,7 @@ def _add_lake_commands(
         dest="lake_command", required=True, metavar="ACTION", parser_class=_Parser
     )
     info = actions.add_parser("info", help="days, rows, freshness, unsettled and missing days")
-    _add_lake_options(info, help="the lake")
+    _add_lake_options(info, what="the lake")
     return lake, info
 
 
@@ -277,7 +277,7 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         "columns; table is for people. 'html' writes every report with plots to --output.",
     )
     report.add_argument("kind", choices=REPORT_KINDS)
-    _add_lake_options(report, help="the lake")
+    _add_lake_options(report, what="the lake")
     _add_range_options(report, required=False)
     report.add_argument(
         "--campaign",
@@ -371,7 +371,7 @@ def _add_demo_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         description="Sync ~90 days of every type from the embedded "
         "simulator, print the reports, write plots and an HTML page.",
     )
-    _add_lake_options(demo, help="the lake (default data/lake)", default="data/lake")
+    _add_lake_options(demo, what="the lake (default data/lake)", default="data/lake")
     demo.add_argument(
         "--reports",
         type=Path,

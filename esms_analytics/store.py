@@ -591,13 +591,46 @@ class CloudStore(LakeStore):
             self._call(f"delete {key}", lambda: obstore.delete(self._store, key))
 
     def clear_litter(self) -> int:
-        """Report nothing to clear: an interrupted PUT leaves nothing behind."""
-        # Partitions and the manifest go up in one PUT, which leaves nothing behind
-        # when it is interrupted. A multipart upload (objects above
-        # MULTIPART_THRESHOLD) is aborted by obstore when it fails in-process; one cut
-        # off by a killed process stays invisible, and obstore cannot list those:
-        # the README asks for the store's lifecycle rule for incomplete uploads.
-        return 0
+        """Abort the incomplete multipart uploads a killed writer left under the lake.
+
+        A single PUT leaves nothing behind when it is cut off. A multipart upload
+        (objects above :data:`MULTIPART_THRESHOLD`) that fails in-process is aborted
+        by obstore; one cut off by a killed process stays, invisible but billed.
+        obstore cannot list those, boto3 can: with it installed (the ``s3`` extra),
+        S3 lakes are cleared here. Only the lock holder uploads, so under the lock
+        every upload in progress under the prefix is a dead writer's.
+        """
+        if urlsplit(self.location).scheme not in ("s3", "s3a"):
+            return 0
+        try:
+            import boto3
+            import botocore.exceptions
+        except ImportError:
+            return 0
+        parts = urlsplit(self.location)
+        bucket, prefix = parts.netloc, parts.path.strip("/")
+        removed = 0
+        try:
+            client = boto3.client("s3", **_boto3_arguments(self._options))
+            pages = client.get_paginator("list_multipart_uploads")
+            for page in pages.paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
+                for upload in page.get("Uploads", []):
+                    client.abort_multipart_upload(
+                        Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    removed += 1
+        except (
+            botocore.exceptions.BotoCoreError,
+            botocore.exceptions.ClientError,
+            ValueError,
+        ) as exc:
+            # Not worth failing a sync over: the lifecycle rule in the README is the backstop.
+            logger.warning(
+                "lake %s: cannot clear incomplete multipart uploads (%s)",
+                self.location,
+                type(exc).__name__,
+            )
+        return removed
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -804,6 +837,35 @@ def _build_obstore(location: str, options: Mapping[str, str], retry: RetryConfig
             f"cannot open the lake {location}: {_summary(exc)}; check the URL and the names "
             f"of the storage options ({', '.join(sorted(options)) or 'none given'})"
         ) from None
+
+
+#: storage_options spellings (object_store's) of what boto3 takes as client arguments.
+_BOTO3_ARGUMENTS: Final = {
+    "aws_endpoint_url": "endpoint_url",
+    "aws_endpoint": "endpoint_url",
+    "endpoint_url": "endpoint_url",
+    "endpoint": "endpoint_url",
+    "aws_access_key_id": "aws_access_key_id",
+    "access_key_id": "aws_access_key_id",
+    "aws_secret_access_key": "aws_secret_access_key",
+    "secret_access_key": "aws_secret_access_key",
+    "aws_session_token": "aws_session_token",
+    "aws_token": "aws_session_token",
+    "session_token": "aws_session_token",
+    "token": "aws_session_token",
+    "aws_region": "region_name",
+    "aws_default_region": "region_name",
+    "region": "region_name",
+}
+
+
+def _boto3_arguments(options: Mapping[str, str]) -> dict[str, str]:
+    """Map storage options to ``boto3.client`` arguments; boto3 reads the rest from AWS_*."""
+    return {
+        _BOTO3_ARGUMENTS[key.lower()]: value
+        for key, value in options.items()
+        if key.lower() in _BOTO3_ARGUMENTS
+    }
 
 
 def _aws_config_files(location: str, config: Mapping[str, str]) -> Any:

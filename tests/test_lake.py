@@ -681,3 +681,22 @@ def test_a_store_that_stays_down_ends_the_sync_and_keeps_every_finished_window(
     reference = lake_frame(disk_lake).filter(pl.format("{}/{}", "sms_type", "date").is_in(stored))
     assert_frame_equal(kept, reference)
     assert "_sync.lock" not in s3_lake.objects()  # released on the way out
+
+
+def test_the_next_sync_aborts_the_uploads_a_killed_writer_left(
+    sim: Simulator, s3_server: S3Server, s3_lake: Lake
+) -> None:
+    client: Any = s3_server.client()
+    started = {}
+    for key in ("lake/sms/sms_type=2/date=2026-11-14/part-0.parquet", "elsewhere/big.bin"):
+        upload = client.create_multipart_upload(Bucket=s3_lake.bucket, Key=key)["UploadId"]
+        client.upload_part(
+            Bucket=s3_lake.bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * 1024
+        )
+        started[key] = upload
+    assert synced(sim, s3_lake, sms_types=[2]).complete
+    left = client.list_multipart_uploads(Bucket=s3_lake.bucket).get("Uploads", [])
+    # The lake's dead upload is gone; what lives outside the lake's prefix is not ours.
+    assert [(upload["Key"], upload["UploadId"]) for upload in left] == [
+        ("elsewhere/big.bin", started["elsewhere/big.bin"])
+    ]
