@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, NamedTuple
-from urllib.parse import urlsplit
 
 import polars as pl
 import requests
 import requests.adapters
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from esms_analytics.arguments import check_sms_type
 from esms_analytics.codes import VN_TZ
@@ -81,6 +82,8 @@ CODE_HINTS: Final[Mapping[str, str]] = {
 TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 MIN_REDACTED_LENGTH: Final = 4
+#: A server's value quoted in a message is cut to this many characters.
+MAX_QUOTED_CHARS: Final = 200
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,7 @@ class EsmsClient:
             raise ConfigError(f"timeout must be positive seconds, got {timeout}")
         self._api_key = api_key
         self._secret_key = secret_key
+        self._secret_forms = _escaped_forms(api_key, secret_key)
         self.base_url = _check_base_url(
             base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL, allow_insecure_http
         )
@@ -393,7 +397,7 @@ class EsmsClient:
             logger.warning(
                 "%s: %s; retrying in %.2fs (attempt %d of %d)",
                 request,
-                self._redact(outcome.problem),
+                self.redact(outcome.problem),
                 wait,
                 attempt + 1,
                 attempts,
@@ -402,7 +406,7 @@ class EsmsClient:
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _gave_up(self, outcome: _Retryable, request: _Request, attempts: int) -> EsmsError:
-        message = self._redact(
+        message = self.redact(
             f"{request} failed after {attempts} attempts: {outcome.problem} "
             f"(base URL {self.base_url}); check the network and the service, then run again"
         )
@@ -419,7 +423,11 @@ class EsmsClient:
         with self._count_lock:
             self.requests_made += 1
         try:
-            response = self._session.post(self.url, json=body, timeout=self.timeout)
+            # Never follow a redirect: the body carries the keys, and the service has no
+            # reason to send one; a 3xx is reported below instead.
+            response = self._session.post(
+                self.url, json=body, timeout=self.timeout, allow_redirects=False
+            )
         except requests.Timeout:
             return _Retryable(f"no response within {self.timeout:g}s")
         except requests.RequestException as exc:
@@ -428,9 +436,11 @@ class EsmsClient:
         status = response.status_code
         if status in RETRY_STATUS:
             return _Retryable(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+        if 300 <= status < 400:
+            raise self._redirected(response, request)
         if status != 200:
             raise TransportError(
-                self._redact(
+                self.redact(
                     f"{request}: HTTP {status} from {self.url}; check base_url "
                     f"(it should end in /MainService.svc/json)"
                 ),
@@ -446,10 +456,22 @@ class EsmsClient:
             return _Retryable(f"CodeResult {envelope.code} ({message})", code=envelope.code)
         raise self._refusal(envelope, request)
 
+    def _redirected(self, response: requests.Response, request: _Request) -> TransportError:
+        location = response.headers.get("Location") or "(no Location header)"
+        return TransportError(
+            self.redact(
+                f"{request}: HTTP {response.status_code} from {self.url} redirects to "
+                f"{location[:MAX_QUOTED_CHARS]!r}; not followed, because the request carries "
+                "the ApiKey and SecretKey; set base_url to the service's own address "
+                "(it ends in /MainService.svc/json)"
+            ),
+            **request.facts(),
+        )
+
     def _refusal(self, envelope: Envelope, request: _Request) -> ApiError:
         """Build the error for a final, unsuccessful CodeResult."""
-        code, server_message = envelope.code, self._redact(envelope.error_message)
-        message = self._redact(
+        code, server_message = self.redact(envelope.code), self.redact(envelope.error_message)
+        message = self.redact(
             f"{request}: eSMS answered CodeResult {code}"
             f"{f' ({server_message})' if server_message else ''}; "
         )
@@ -475,7 +497,7 @@ class EsmsClient:
             count_total = int(float(raw_total)) if raw_total is not None else envelope.raw.height
         except ValueError as exc:
             raise TransportError(
-                self._redact(f"{request}: CountTotal {raw_total!r} is not a number"),
+                self.redact(f"{request}: CountTotal {raw_total!r} is not a number"),
                 attempts=attempts,
                 **request.facts(),
             ) from exc
@@ -484,12 +506,18 @@ class EsmsClient:
             window, sms_type, number, page_size, count_total, envelope.raw, envelope.body, attempts
         )
 
-    def _redact(self, text: str) -> str:
-        # Messages are built without the keys; this is the belt to those braces.
-        # Keys too short to be real (test doubles like "k") would garble the text.
-        for secret in (self._api_key, self._secret_key):
-            if len(secret) >= MIN_REDACTED_LENGTH:
-                text = text.replace(secret, "***")
+    def redact(self, text: str) -> str:
+        """Return ``text`` with the ApiKey and SecretKey replaced by ``***``.
+
+        Every message quoting a server's value goes through here: a server may
+        echo the keys anywhere. The keys are also replaced as JSON or ``repr``
+        would have escaped them on the way into the message.
+
+        >>> EsmsClient("APIKEY-1234", "SECRET-5678").redact("the server said SECRET-5678")
+        'the server said ***'
+        """
+        for form in self._secret_forms:
+            text = text.replace(form, "***")
         return text
 
     # -- many requests ------------------------------------------------------
@@ -549,24 +577,66 @@ def _retry_after(header: str | None) -> float | None:
     return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
 
 
+def _escaped_forms(*secrets: str) -> list[str]:
+    """Each secret as it reads plain, JSON-escaped, ``repr``-escaped and both; longest first."""
+    forms: set[str] = set()
+    for secret in secrets:
+        # Keys too short to be real (test doubles like "k") would garble every message.
+        if len(secret) < MIN_REDACTED_LENGTH:
+            continue
+        as_repr = repr(secret)[1:-1]
+        for as_json in (json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]):
+            forms |= {secret, as_json, as_repr, repr(as_json)[1:-1], json.dumps(as_repr)[1:-1]}
+    return sorted(forms, key=len, reverse=True)
+
+
 def _check_base_url(url: str, allow_insecure_http: bool) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Refuse a base URL that could send the keys somewhere other than it seems to.
+
+    The host is read with urllib3's ``parse_url``, the parser requests itself
+    uses, so the check and the connection agree on where the keys go.
+    """
+    if "\\" in url or any(char.isspace() or not char.isprintable() for char in url):
+        raise ConfigError(
+            f"base URL {url!r} holds a backslash, a blank or a control character, which "
+            "parsers read differently; write the URL plainly, e.g. " + DEFAULT_BASE_URL
+        )
+    try:
+        parts = parse_url(url)
+    except LocationParseError as exc:
+        raise ConfigError(f"base URL {url!r} cannot be parsed; use {DEFAULT_BASE_URL}") from exc
+    if parts.scheme not in ("http", "https") or not parts.host:
         raise ConfigError(
             f"base URL {url!r} is not an http(s) URL; use {DEFAULT_BASE_URL} or the simulator's URL"
         )
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    if parts.host.lower() not in url.lower():
         raise ConfigError(
-            f"refusing plain http:// to {parts.hostname}: the ApiKey and SecretKey travel in the "
+            f"base URL {url!r} spells its host {parts.host!r} in escapes; write the host plainly"
+        )
+    if parts.auth is not None:
+        raise ConfigError(
+            f"base URL {url!r} names a user (the part before '@'): the service needs none, and "
+            "such URLs can disguise the real host; remove it"
+        )
+    if parts.query is not None or parts.fragment is not None:
+        raise ConfigError(
+            f"base URL {url!r} has a query or fragment ('?' or '#'); the endpoint is appended "
+            "to the URL's path, so remove them"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.host):
+        raise ConfigError(
+            f"refusing plain http:// to {parts.host}: the ApiKey and SecretKey travel in the "
             "request body; use https://, or pass allow_insecure_http=True if you really mean it"
         )
     return url.rstrip("/")
 
 
 def _is_loopback(host: str) -> bool:
+    # Only the canonical spellings: "127.1" or "0x7f000001" may well reach loopback, but
+    # a URL spelled so is more likely a trick than a configuration.
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
     except ValueError:
         return False

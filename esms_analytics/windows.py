@@ -21,7 +21,7 @@ import polars as pl
 from esms_analytics.arguments import day_range, sms_type_list, to_date
 from esms_analytics.client import EsmsClient, Window
 from esms_analytics.decode import decode_raw, empty_frame
-from esms_analytics.errors import IncompleteWindowError
+from esms_analytics.errors import DecodeError, IncompleteWindowError
 from esms_analytics.wire import MAX_PAGE_SIZE
 
 logger = logging.getLogger("esms_analytics")
@@ -139,12 +139,28 @@ def _walk(
         counts.append(page.count_total)
         batch.append(page.raw)
         if sum(raw.height for raw in batch) >= DECODE_BATCH_ROWS:
-            frames.append(decode_raw(pl.concat(batch)))
+            frames.append(_decode(client, batch))
             batch = []
     if batch:
-        frames.append(decode_raw(pl.concat(batch)))
+        frames.append(_decode(client, batch))
     frame = pl.concat(frames) if frames else empty_frame()
     return _Walk(frame, counts[0], counts[-1], requests)
+
+
+def _decode(client: EsmsClient, batch: list[pl.DataFrame]) -> pl.DataFrame:
+    """Decode a batch of pages; a decode error quotes a server's value, so it is redacted."""
+    try:
+        return decode_raw(pl.concat(batch))
+    except DecodeError as exc:
+        value = client.redact(exc.value) if isinstance(exc.value, str) else exc.value
+        # Not chained: the original's message quotes the value unredacted.
+        raise DecodeError(
+            field=exc.field,
+            value=value,
+            reference_id=client.redact(exc.reference_id),
+            rows=exc.rows,
+            expected=exc.expected,
+        ) from None
 
 
 def fetch_days(

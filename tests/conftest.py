@@ -11,6 +11,7 @@ from esms_analytics.client import EsmsClient, RetryPolicy
 from esms_analytics.simulator import Simulator
 from esms_analytics.simulator.history import VIETNAM
 
+from .hostile import HostileServer
 from .s3 import S3Server, start_s3_server
 
 #: The frozen moment most tests run at: mid-afternoon, Vietnam time.
@@ -56,3 +57,9 @@ def s3_server() -> Iterator[S3Server]:
 def s3_bucket(s3_server: S3Server) -> str:
     """A fresh, empty bucket on the session's S3 server."""
     return s3_server.new_bucket()
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    with HostileServer() as server:
+        yield server
