@@ -17,6 +17,7 @@ import types
 from esms_analytics.client import EsmsClient, Page, RetryPolicy, Window
 from esms_analytics.decode import SCHEMA, decode_rows
 from esms_analytics.errors import (
+    AnswerError,
     ApiError,
     AuthError,
     ConfigError,
@@ -48,6 +49,7 @@ _LAZY_MODULES = frozenset(("plots", "simulator"))
 __all__ = [
     "LAKE_SCHEMA",
     "SCHEMA",
+    "AnswerError",
     "ApiError",
     "AuthError",
     "ConfigError",

@@ -34,6 +34,7 @@ from esms_analytics.arguments import sms_type_list, to_date
 from esms_analytics.client import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, EsmsClient
 from esms_analytics.codes import SMS_TYPES
 from esms_analytics.errors import (
+    AnswerError,
     ApiError,
     AuthError,
     ConfigError,
@@ -424,7 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _exit_code(exc: EsmsError) -> int:
     if isinstance(exc, AuthError):
         return EXIT_AUTH
-    if isinstance(exc, ApiError | TransportError | DecodeError | IncompleteWindowError):
+    if isinstance(
+        exc, ApiError | AnswerError | TransportError | DecodeError | IncompleteWindowError
+    ):
         return EXIT_SERVICE
     if isinstance(exc, LakeError):
         return EXIT_LAKE

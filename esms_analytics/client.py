@@ -20,9 +20,11 @@ Protocol facts this module relies on (see ``README.md``, "Limits and assumptions
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -30,7 +32,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -40,12 +42,19 @@ from typing import Any, Final, NamedTuple
 import polars as pl
 import requests
 import requests.adapters
-from urllib3.exceptions import LocationParseError
+from urllib3.exceptions import HTTPError, LocationParseError, ReadTimeoutError
 from urllib3.util import parse_url
 
 from esms_analytics.arguments import check_sms_type
 from esms_analytics.codes import VN_TZ
-from esms_analytics.errors import ApiError, AuthError, ConfigError, EsmsError, TransportError
+from esms_analytics.errors import (
+    AnswerError,
+    ApiError,
+    AuthError,
+    ConfigError,
+    EsmsError,
+    TransportError,
+)
 from esms_analytics.wire import (
     CODE_AUTH_FAILED,
     CODE_NO_DATA,
@@ -82,6 +91,21 @@ CODE_HINTS: Final[Mapping[str, str]] = {
 TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 MIN_REDACTED_LENGTH: Final = 4
+#: The largest answer body read, after decompression. A page is at most 500 rows; a row of
+#: the longest real message (a few hundred characters, 2,000 allowed for, each escaped as
+#: \uXXXX) with its other fields is under 13 KB, so a page is under 6.5 MB. Past this cap
+#: the answer is refused while it streams, never held whole.
+MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+#: How much of a body one read asks for.
+READ_CHUNK_BYTES: Final = 64 * 1024
+#: Seconds one request may take in all, however steadily its body trickles; ``timeout`` only
+#: bounds each read. A 6.5 MB page needs a tenth of this at 5 Mbit/s.
+DEFAULT_DEADLINE: Final = 120.0
+#: Most pages one window may have: 5 million messages of one type in one day at 500 a page.
+#: A CountTotal implying more is not believed; the window fails instead of planning them.
+MAX_PAGES_PER_WINDOW: Final = 10_000
+#: Pages of one window submitted to the page pool ahead of the one being read.
+DEFAULT_PAGES_AHEAD: Final = 4
 #: A server's value quoted in a message is cut to this many characters.
 MAX_QUOTED_CHARS: Final = 200
 
@@ -286,6 +310,9 @@ class EsmsClient:
         keys travel in the request body, unless ``allow_insecure_http=True``.
     timeout : float
         Seconds to wait for connect and for each read of a response.
+    deadline : float
+        Seconds one request may take in all, body included (:data:`DEFAULT_DEADLINE`).
+        Bodies over :data:`MAX_BODY_BYTES` are refused while they stream.
     retry : RetryPolicy
         Attempts and backoff for transient faults.
     rate_limit : float or None
@@ -301,6 +328,7 @@ class EsmsClient:
         *,
         base_url: str | None = None,
         timeout: float = 30.0,
+        deadline: float = DEFAULT_DEADLINE,
         retry: RetryPolicy | None = None,
         rate_limit: float | None = 10.0,
         allow_insecure_http: bool = False,
@@ -321,8 +349,10 @@ class EsmsClient:
             )
         assert api_key is not None
         assert secret_key is not None
-        if timeout <= 0:
-            raise ConfigError(f"timeout must be positive seconds, got {timeout}")
+        if timeout <= 0 or deadline <= 0:
+            raise ConfigError(
+                f"timeout and deadline must be positive seconds, got {timeout} and {deadline}"
+            )
         self._api_key = api_key
         self._secret_key = secret_key
         self._secret_forms = _escaped_forms(api_key, secret_key)
@@ -331,6 +361,7 @@ class EsmsClient:
         )
         self.url = f"{self.base_url}/{ENDPOINT}"
         self.timeout = timeout
+        self.deadline = deadline
         self.retry = retry or RetryPolicy()
         self.rate_limiter = RateLimiter(rate_limit, sleep=sleep)
         self._sleep = sleep
@@ -395,15 +426,25 @@ class EsmsClient:
                 raise self._gave_up(outcome, request, attempts)
             wait = self.retry.delay(attempt, outcome.retry_after)
             logger.warning(
-                "%s: %s; retrying in %.2fs (attempt %d of %d)",
+                "%s: %s; retrying in %.2fs%s (attempt %d of %d)",
                 request,
                 self.redact(outcome.problem),
                 wait,
+                self._shortened(outcome.retry_after, wait),
                 attempt + 1,
                 attempts,
             )
             self._sleep(wait)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _shortened(self, retry_after: float | None, wait: float) -> str:
+        """Say so when the server asked for a longer wait than the policy allows."""
+        if retry_after is None or retry_after <= wait:
+            return ""
+        return (
+            f", not the Retry-After {retry_after:g}s the server asked for (capped by "
+            f"RetryPolicy.retry_after_max); if it keeps refusing, wait that long or raise the cap"
+        )
 
     def _gave_up(self, outcome: _Retryable, request: _Request, attempts: int) -> EsmsError:
         message = self.redact(
@@ -422,17 +463,37 @@ class EsmsClient:
         """
         with self._count_lock:
             self.requests_made += 1
+        started = time.monotonic()
         try:
             # Never follow a redirect: the body carries the keys, and the service has no
-            # reason to send one; a 3xx is reported below instead.
+            # reason to send one; a 3xx is reported instead. Stream, so that the body is
+            # read in chunks against the size cap and the deadline.
             response = self._session.post(
-                self.url, json=body, timeout=self.timeout, allow_redirects=False
+                self.url, json=body, timeout=self.timeout, allow_redirects=False, stream=True
             )
         except requests.Timeout:
             return _Retryable(f"no response within {self.timeout:g}s")
         except requests.RequestException as exc:
             # The exception text may quote the URL but never the body; still redact.
             return _Retryable(f"connection failed ({type(exc).__name__})")
+        with response:
+            content = self._content(response, request, started)
+        if isinstance(content, _Retryable):
+            return content
+        envelope = parse_envelope(content)
+        if isinstance(envelope, str):
+            return _Retryable(envelope)
+        if envelope.code in (CODE_SUCCESS, CODE_NO_DATA):
+            return envelope
+        if envelope.code in RETRY_CODES:
+            message = envelope.error_message or "no message"
+            return _Retryable(f"CodeResult {envelope.code} ({message})", code=envelope.code)
+        raise self._refusal(envelope, request)
+
+    def _content(
+        self, response: requests.Response, request: _Request, started: float
+    ) -> bytes | _Retryable:
+        """Return the body of a 200 answer, or why to retry; any other status raises here."""
         status = response.status_code
         if status in RETRY_STATUS:
             return _Retryable(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
@@ -446,15 +507,46 @@ class EsmsClient:
                 ),
                 **request.facts(),
             )
-        envelope = parse_envelope(response.content)
-        if isinstance(envelope, str):
-            return _Retryable(envelope)
-        if envelope.code in (CODE_SUCCESS, CODE_NO_DATA):
-            return envelope
-        if envelope.code in RETRY_CODES:
-            message = envelope.error_message or "no message"
-            return _Retryable(f"CodeResult {envelope.code} ({message})", code=envelope.code)
-        raise self._refusal(envelope, request)
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise self._too_large(request, f"declares {int(declared):,} bytes")
+        return self._read_body(response, request, started)
+
+    def _read_body(
+        self, response: requests.Response, request: _Request, started: float
+    ) -> bytes | _Retryable:
+        """Read the body chunk by chunk, stopping past the size cap or the deadline.
+
+        ``read1`` returns whatever one read of the socket brings, so a body
+        trickling a byte at a time still comes back to the deadline check.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := response.raw.read1(READ_CHUNK_BYTES, decode_content=True):
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise self._too_large(request, "kept coming")
+                if time.monotonic() - started > self.deadline:
+                    return _Retryable(
+                        f"the answer did not finish within the deadline of {self.deadline:g}s "
+                        f"({size:,} bytes by then)"
+                    )
+                chunks.append(chunk)
+        except ReadTimeoutError:
+            return _Retryable(f"the body stalled for {self.timeout:g}s")
+        except (HTTPError, OSError) as exc:
+            return _Retryable(f"the body broke off ({type(exc).__name__}, {size:,} bytes read)")
+        return b"".join(chunks)
+
+    def _too_large(self, request: _Request, how: str) -> TransportError:
+        # Not retried: a server sending a body this size would send it again.
+        return TransportError(
+            f"{request}: the answer {how}, larger than the {MAX_BODY_BYTES:,} bytes "
+            f"(MAX_BODY_BYTES) any page of {MAX_PAGE_SIZE} rows needs; it was not read; "
+            "check base_url, or report it to eSMS",
+            **request.facts(),
+        )
 
     def _redirected(self, response: requests.Response, request: _Request) -> TransportError:
         location = response.headers.get("Location") or "(no Location header)"
@@ -502,9 +594,19 @@ class EsmsClient:
                 **request.facts(),
             ) from exc
         logger.debug("%s: %d rows of CountTotal %d", request, envelope.raw.height, count_total)
-        return Page(
+        page = Page(
             window, sms_type, number, page_size, count_total, envelope.raw, envelope.body, attempts
         )
+        if page.pages_total > MAX_PAGES_PER_WINDOW:
+            raise AnswerError(
+                f"{request}: CountTotal {count_total:,} means {page.pages_total:,} pages of "
+                f"{page_size}, more than the {MAX_PAGES_PER_WINDOW:,} one window may have "
+                "(MAX_PAGES_PER_WINDOW); not believed, so the window is not fetched; check "
+                "base_url, or report it to eSMS",
+                attempts=attempts,
+                **request.facts(),
+            )
+        return page
 
     def redact(self, text: str) -> str:
         """Return ``text`` with the ApiKey and SecretKey replaced by ``***``.
@@ -530,16 +632,19 @@ class EsmsClient:
         page_size: int = MAX_PAGE_SIZE,
         pool: Executor | None = None,
         in_flight: threading.Semaphore | None = None,
+        ahead: int = DEFAULT_PAGES_AHEAD,
     ) -> Iterator[Page]:
         """Yield the pages of one window in order, 1-based, until the last or an empty page.
 
         The first page's ``CountTotal`` says how many pages follow; with ``pool``
-        (a thread pool) they are fetched concurrently on it, and ``in_flight``
-        bounds the requests under way across every caller. The number of pages
-        is then recomputed from the latest ``CountTotal``, so rows that arrive
-        while paging extend the walk instead of being cut off, up to
+        (a thread pool) they are fetched concurrently on it, at most ``ahead``
+        submitted beyond the page being read, and ``in_flight`` bounds the
+        requests under way across every caller. The number of pages is then
+        recomputed from the latest ``CountTotal``, so rows that arrive while
+        paging extend the walk instead of being cut off, up to
         :func:`page_limit`: rows arriving faster than they can be paged end the
-        walk rather than prolong it forever.
+        walk rather than prolong it forever. A ``CountTotal`` implying more than
+        :data:`MAX_PAGES_PER_WINDOW` pages raises :class:`AnswerError`.
         """
         gate = in_flight if in_flight is not None else contextlib.nullcontext()
 
@@ -551,11 +656,35 @@ class EsmsClient:
         yield first
         limit = page_limit(first.count_total, page_size)
         if pool is not None and first.raw.height and first.pages_total > 1:
-            for last in pool.map(fetch, range(2, min(first.pages_total, limit) + 1)):
+            numbers = range(2, min(first.pages_total, limit) + 1)
+            for last in _in_order(pool, fetch, numbers, ahead):
                 yield last
         while last.raw.height and last.number < min(last.pages_total, limit):
             last = fetch(last.number + 1)
             yield last
+
+
+def _in_order(
+    pool: Executor, fetch: Callable[[int], Page], numbers: Iterable[int], ahead: int
+) -> Iterator[Page]:
+    """``pool.map(fetch, numbers)``, but with at most ``ahead`` calls submitted and unread.
+
+    ``Executor.map`` submits every call at once, which a lying ``CountTotal``
+    turns into millions of queued requests.
+    """
+    todo = iter(numbers)
+    queued = collections.deque(
+        pool.submit(fetch, number) for number in itertools.islice(todo, max(1, ahead))
+    )
+    try:
+        while queued:
+            page = queued.popleft().result()
+            for number in itertools.islice(todo, 1):
+                queued.append(pool.submit(fetch, number))
+            yield page
+    finally:
+        for future in queued:
+            future.cancel()
 
 
 def page_limit(first_count: int, page_size: int) -> int:

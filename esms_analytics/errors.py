@@ -7,6 +7,8 @@
     ├── ApiError                     eSMS answered with a CodeResult that is not a success
     │   └── AuthError                CodeResult 101: wrong ApiKey or SecretKey (never retried)
     ├── TransportError               the network, HTTP status or body failed on every attempt
+    ├── AnswerError                  eSMS answered, but not what was asked (a lying count,
+    │                                rows of another day or type)
     ├── IncompleteWindowError        a window kept changing while it was paged
     ├── DecodeError (ValueError)     a row holds a value that cannot be decoded
     └── LakeError                    the Parquet lake cannot be used as asked
@@ -93,6 +95,20 @@ class TransportError(_RequestError):
         How many requests were made.
     sms_type, window, page : int, str, int or None
         The request that failed, when the error is about one.
+    """
+
+
+class AnswerError(_RequestError):
+    """eSMS answered, but the answer cannot be what was asked; nothing of it is stored.
+
+    A ``CountTotal`` implying more pages than a window can have, rows created
+    outside the window asked for, or rows of another SmsType. Not retried: the
+    same question would get the same answer.
+
+    Attributes
+    ----------
+    sms_type, window, page : int, str, int or None
+        The request or window concerned.
     """
 
 

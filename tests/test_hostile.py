@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, time
+from typing import Any, TypeVar
 
 import pytest
 
-from esms_analytics import EsmsClient, Window
+from esms_analytics import EsmsClient, RetryPolicy, Window
+from esms_analytics.client import MAX_BODY_BYTES, MAX_PAGES_PER_WINDOW
 from esms_analytics.codes import VN_TZ
-from esms_analytics.errors import ConfigError, DecodeError, EsmsError, TransportError
+from esms_analytics.errors import AnswerError, ConfigError, DecodeError, EsmsError, TransportError
 from esms_analytics.windows import fetch_window
 
-from .hostile import API_KEY, SECRET_KEY, Answer, HostileServer, envelope, row
+from .hostile import API_KEY, SECRET_KEY, Answer, HostileServer, endless, envelope, row
 
 DAY = date(2026, 11, 17)
 NOON = datetime.combine(DAY, time(12), tzinfo=VN_TZ)
 WINDOW = Window.for_day(DAY)
+T = TypeVar("T")
 
 
 def assert_no_secret(*texts: str) -> None:
@@ -159,3 +166,109 @@ def test_keys_with_characters_json_escapes_are_redacted_too(hostile: HostileServ
     # However many times the value was escaped on its way into the message, no trace.
     assert "odd/ké" not in str(caught.value)
     assert "***" in str(caught.value)
+
+
+# -- point 10: the server cannot exhaust the machine -----------------------------------
+
+
+def test_a_lying_count_total_fails_the_window_at_the_first_page(hostile: HostileServer) -> None:
+    hostile.respond = lambda body: envelope([row(NOON)], count_total=10**9)
+    with (
+        hostile.client() as client,
+        ThreadPoolExecutor(4) as pool,
+        pytest.raises(AnswerError, match=r"CountTotal 1,000,000,000") as caught,
+    ):
+        fetch_window(client, 2, WINDOW, pages=pool)
+    assert f"{MAX_PAGES_PER_WINDOW:,}" in str(caught.value)
+    assert hostile.pages() == [1]
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A thread pool that remembers the most calls it ever held submitted but unfinished."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.outstanding = 0
+        self.most_outstanding = 0
+        self._count = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        with self._count:
+            self.outstanding += 1
+            self.most_outstanding = max(self.most_outstanding, self.outstanding)
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: Future[Any]) -> None:
+        with self._count:
+            self.outstanding -= 1
+
+
+def test_pages_are_scheduled_lazily(hostile: HostileServer) -> None:
+    pages = 3_000
+    hostile.respond = lambda body: envelope([row(NOON, int(body["Page"]))], count_total=pages)
+    with hostile.client() as client, CountingPool(2) as pool:
+        walk = client.iter_pages(WINDOW, 2, page_size=1, pool=pool, ahead=2)
+        taken = [page.number for page, _ in zip(walk, range(20), strict=False)]
+        walk.close()
+    assert taken == list(range(1, 21))
+    assert pool.most_outstanding <= 2
+    assert len(hostile.requests) <= 20 + 2
+
+
+def test_a_huge_body_is_refused_while_streaming(hostile: HostileServer) -> None:
+    # Twice the cap, then the server stops: a client reading it whole would survive, slowly.
+    chunk = b" " * 2**20
+    hostile.respond = lambda body: Answer(
+        chunks=itertools.repeat(chunk, 2 * MAX_BODY_BYTES // len(chunk)), length=None
+    )
+    with hostile.client() as client, pytest.raises(TransportError, match="larger than") as caught:
+        client.get_page(WINDOW, 2)
+    assert f"{MAX_BODY_BYTES:,}" in str(caught.value)
+    assert len(hostile.requests) == 1  # a body too large is not worth another attempt
+
+
+def test_a_declared_huge_body_is_refused_before_reading(hostile: HostileServer) -> None:
+    hostile.respond = lambda body: Answer(body=b"{}", length=600 * 2**20)
+    with hostile.client() as client, pytest.raises(TransportError, match="larger than"):
+        client.get_page(WINDOW, 2)
+
+
+@pytest.mark.parametrize("length", [None, 10**6])
+def test_a_trickling_body_meets_the_deadline(hostile: HostileServer, length: int | None) -> None:
+    hostile.respond = lambda body: Answer(chunks=endless(b" "), pause=0.01, length=length)
+    with (
+        hostile.client(deadline=0.5, timeout=5.0) as client,
+        pytest.raises(TransportError, match=r"deadline of 0\.5s"),
+    ):
+        client.get_page(WINDOW, 2)
+    assert len(hostile.requests) == 2  # a deadline is retried like a timeout
+
+
+def test_the_longest_real_page_fits_well_under_the_cap(hostile: HostileServer) -> None:
+    # 2,000 Vietnamese characters, each escaped as \\uXXXX: longer than any real message.
+    content = "Tiếng Việt có dấu " * 112
+    rows = [row(NOON, number, Content=content) for number in range(500)]
+    answer = envelope(rows)
+    hostile.respond = lambda body: answer
+    with hostile.client() as client:
+        page = client.get_page(WINDOW, 2)
+    assert page.raw.height == 500
+    assert 4 * len(answer.body) < MAX_BODY_BYTES
+
+
+def test_a_retry_after_past_the_cap_is_reported(
+    hostile: HostileServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits: list[float] = []
+    hostile.queue(Answer(429, headers={"Retry-After": "900"}))
+    hostile.respond = lambda body: envelope([row(NOON)])
+    policy = RetryPolicy(max_attempts=2, retry_after_max=300)
+    with hostile.client(retry=policy, sleep=waits.append) as client:
+        assert client.get_page(WINDOW, 2).count_total == 1
+    assert waits == [300.0]
+    assert any(
+        "Retry-After 900s" in record.getMessage() and "300" in record.getMessage()
+        for record in caplog.records
+    )
