@@ -3,8 +3,15 @@
 A window is complete when its unique rows equal the ``CountTotal`` the
 service reported at the start and at the end of the walk. Rows arriving
 while a window is paged (newest first) push older rows onto the next page, so
-the walk sees some rows twice and misses the newcomers: the exact duplicates
-are dropped and the window is walked again, a bounded number of times.
+the walk sees some rows twice and misses the newcomers: rows seen again on
+another page are dropped and the window is walked again, a bounded number of
+times. Identical rows on one page are distinct rows (the service counts them
+in ``CountTotal``) and are all kept.
+
+Every row must belong to the window asked for: its SmsType the one asked
+and its ``SentTime`` inside the window, give or take :data:`EDGE_TOLERANCE`;
+otherwise the window fails with :class:`~esms_analytics.errors.AnswerError`
+and nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -14,14 +21,15 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Final
 
 import polars as pl
 
 from esms_analytics.arguments import day_range, sms_type_list, to_date
 from esms_analytics.client import EsmsClient, Window
 from esms_analytics.decode import decode_raw, empty_frame
-from esms_analytics.errors import DecodeError, IncompleteWindowError
+from esms_analytics.errors import AnswerError, DecodeError, IncompleteWindowError
 from esms_analytics.wire import MAX_PAGE_SIZE
 
 logger = logging.getLogger("esms_analytics")
@@ -33,6 +41,13 @@ DEFAULT_PASSES = 3
 DECODE_BATCH_ROWS = 50_000
 #: Row order inside a window: stable across fetches, so equal data gives equal files.
 ROW_ORDER = ("sent_at", "sms_id", "reference_id", "phone")
+#: How far a row's ``SentTime`` may lie outside the creation-time window it was fetched for.
+#: ``From``/``To`` filter on creation; a message is sent after its queueing and, for brand
+#: names, a review of up to half an hour, so a row created at 23:59 may be sent after
+#: midnight. Two hours also cover a skewed clock; a row further out is not of this window.
+EDGE_TOLERANCE: Final = timedelta(hours=2)
+#: A walk's column numbering identical rows of one page (0, 1, ...), dropped after dedup.
+_COPY: Final = "_copy"
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,12 @@ def fetch_window(
     for number in range(1, max_passes + 1):
         walk = _walk(client, sms_type, window, page_size=page_size, pool=pages, in_flight=in_flight)
         requests += walk.requests
-        unique = walk.frame.unique(maintain_order=True).sort(ROW_ORDER, nulls_last=True)
+        # Rows seen again on another page are one row; copies on one page are kept (_COPY).
+        unique = (
+            walk.frame.unique(maintain_order=True)
+            .drop(_COPY, strict=False)
+            .sort(ROW_ORDER, nulls_last=True)
+        )
         result = WindowResult(
             sms_type=sms_type,
             window=window,
@@ -139,18 +159,76 @@ def _walk(
         counts.append(page.count_total)
         batch.append(page.raw)
         if sum(raw.height for raw in batch) >= DECODE_BATCH_ROWS:
-            frames.append(_decode(client, batch))
+            frames.append(_decode(client, batch, sms_type, window))
             batch = []
     if batch:
-        frames.append(_decode(client, batch))
+        frames.append(_decode(client, batch, sms_type, window))
     frame = pl.concat(frames) if frames else empty_frame()
     return _Walk(frame, counts[0], counts[-1], requests)
 
 
-def _decode(client: EsmsClient, batch: list[pl.DataFrame]) -> pl.DataFrame:
-    """Decode a batch of pages; a decode error quotes a server's value, so it is redacted."""
+def _decode(
+    client: EsmsClient, batch: list[pl.DataFrame], sms_type: int, window: Window
+) -> pl.DataFrame:
+    """Decode a batch of pages, number the copies on each page, check the rows belong."""
+    frame = _number_copies(_decode_redacted(client, pl.concat(batch)), batch)
+    _check_rows(client, frame, sms_type, window)
+    return frame
+
+
+def _number_copies(frame: pl.DataFrame, pages: list[pl.DataFrame]) -> pl.DataFrame:
+    """Add :data:`_COPY`: 0 for a row's first occurrence on its page, 1 for the next..."""
+    if not frame.is_duplicated().any():
+        return frame.with_columns(pl.lit(0, pl.UInt32).alias(_COPY))
+    page = pl.concat(
+        [
+            pl.repeat(number, raw.height, dtype=pl.UInt32, eager=True)
+            for number, raw in enumerate(pages)
+        ]
+    )
+    return frame.with_columns(
+        pl.int_range(pl.len(), dtype=pl.UInt32).over(*frame.columns, page).alias(_COPY)
+    )
+
+
+def _check_rows(client: EsmsClient, frame: pl.DataFrame, sms_type: int, window: Window) -> None:
+    """Raise :class:`AnswerError` for rows of another SmsType or sent outside the window."""
+    asked = f"SmsType={sms_type} window {window}"
+    foreign = frame.filter(pl.col("sms_type") != sms_type)
+    if foreign.height:
+        types = ", ".join(str(code) for code in sorted(foreign["sms_type"].unique()))
+        raise AnswerError(
+            client.redact(
+                f"{asked}: eSMS sent {foreign.height:,} row(s) of SmsType {types} (the first "
+                f"with ReferenceId {foreign['reference_id'][0]!r}); the answer is not what was "
+                "asked, so the window is not stored; check base_url, or report it to eSMS"
+            ),
+            sms_type=sms_type,
+            window=str(window),
+        )
+    earliest, latest = window.start - EDGE_TOLERANCE, window.end + EDGE_TOLERANCE
+    outside = frame.filter(~pl.col("sent_at").is_between(earliest, latest))
+    if outside.height:
+        first, last = outside.select(
+            pl.col("sent_at").min().alias("first"), pl.col("sent_at").max().alias("last")
+        ).row(0)
+        raise AnswerError(
+            client.redact(
+                f"{asked}: eSMS sent {outside.height:,} row(s) sent {first:%Y-%m-%d %H:%M:%S}"
+                f"..{last:%Y-%m-%d %H:%M:%S}, outside the window (give or take "
+                f"{EDGE_TOLERANCE}, EDGE_TOLERANCE; the first with ReferenceId "
+                f"{outside['reference_id'][0]!r}); a server that ignores From/To answers so; "
+                "the window is not stored; check base_url, or report it to eSMS"
+            ),
+            sms_type=sms_type,
+            window=str(window),
+        )
+
+
+def _decode_redacted(client: EsmsClient, raw: pl.DataFrame) -> pl.DataFrame:
+    """Decode; a decode error quotes a server's value, so it is redacted."""
     try:
-        return decode_raw(pl.concat(batch))
+        return decode_raw(raw)
     except DecodeError as exc:
         value = client.redact(exc.value) if isinstance(exc.value, str) else exc.value
         # Not chained: the original's message quotes the value unredacted.

@@ -7,16 +7,18 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from esms_analytics import EsmsClient, RetryPolicy, Window
+from esms_analytics import SCHEMA, EsmsClient, RetryPolicy, Window, read_lake
+from esms_analytics.cli import main
 from esms_analytics.client import MAX_BODY_BYTES, MAX_PAGES_PER_WINDOW
 from esms_analytics.codes import VN_TZ
 from esms_analytics.errors import AnswerError, ConfigError, DecodeError, EsmsError, TransportError
-from esms_analytics.windows import fetch_window
+from esms_analytics.windows import EDGE_TOLERANCE, fetch_window
 
 from .hostile import API_KEY, SECRET_KEY, Answer, HostileServer, endless, envelope, row
 
@@ -24,6 +26,7 @@ DAY = date(2026, 11, 17)
 NOON = datetime.combine(DAY, time(12), tzinfo=VN_TZ)
 WINDOW = Window.for_day(DAY)
 T = TypeVar("T")
+WINDOW_COLUMNS = tuple(SCHEMA)
 
 
 def assert_no_secret(*texts: str) -> None:
@@ -272,3 +275,124 @@ def test_a_retry_after_past_the_cap_is_reported(
         "Retry-After 900s" in record.getMessage() and "300" in record.getMessage()
         for record in caplog.records
     )
+
+
+# -- point 5: rows are checked against the window asked for ----------------------------
+
+
+def day_rows(day: date, count: int, *, sms_type: int = 2, first: int = 0) -> list[dict[str, Any]]:
+    """``count`` distinct rows sent through ``day``, numbered from ``first``."""
+    start = datetime.combine(day, time(3), tzinfo=VN_TZ)
+    return [
+        row(start + timedelta(minutes=7 * n), first + n, sms_type=sms_type) for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        (day_rows(DAY - timedelta(days=400), 3), "outside"),
+        (day_rows(DAY, 2) + day_rows(DAY + timedelta(days=1), 1, first=9), "outside"),
+        ([row(WINDOW.start - EDGE_TOLERANCE - timedelta(seconds=1))], "outside"),
+        ([row(WINDOW.end + EDGE_TOLERANCE + timedelta(seconds=1))], "outside"),
+        (day_rows(DAY, 3, sms_type=1), "SmsType 1"),
+    ],
+)
+def test_rows_that_do_not_belong_fail_the_window(
+    hostile: HostileServer, rows: list[dict[str, Any]], problem: str
+) -> None:
+    hostile.respond = lambda body: envelope(rows)
+    with hostile.client() as client, pytest.raises(AnswerError, match=problem) as caught:
+        fetch_window(client, 2, WINDOW)
+    assert str(WINDOW) in str(caught.value)
+    assert caught.value.sms_type == 2
+
+
+def test_rows_sent_within_the_tolerance_at_the_edges_are_kept(hostile: HostileServer) -> None:
+    edges = [
+        row(WINDOW.start - EDGE_TOLERANCE, 1),
+        row(WINDOW.start, 2),
+        row(WINDOW.end, 3),
+        row(WINDOW.end + EDGE_TOLERANCE, 4),
+    ]
+    hostile.respond = lambda body: envelope(edges)
+    with hostile.client() as client:
+        result = fetch_window(client, 2, WINDOW)
+    assert result.complete
+    assert result.frame.height == 4
+
+
+def from_day(body: dict[str, Any]) -> date:
+    return date.fromisoformat(str(body["From"])[:10])
+
+
+def run_cli(hostile: HostileServer, lake: Path, *options: str) -> int:
+    return main(
+        [
+            "sync",
+            "--lake",
+            str(lake),
+            "--base-url",
+            hostile.base_url,
+            "--max-attempts",
+            "1",
+            "--sms-type",
+            "2",
+            "--quiet",
+            *options,
+        ]
+    )
+
+
+def test_a_window_of_bad_rows_fails_alone(
+    hostile: HostileServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ESMS_API_KEY", API_KEY)
+    monkeypatch.setenv("ESMS_SECRET_KEY", SECRET_KEY)
+    days = [DAY - timedelta(days=2), DAY - timedelta(days=1), DAY]
+    answers = {
+        days[0]: day_rows(days[0], 5, sms_type=1),  # another type
+        days[1]: day_rows(days[1], 5),  # good
+        days[2]: day_rows(days[1], 5),  # the server ignored From/To
+    }
+    hostile.respond = lambda body: envelope(answers[from_day(body)])
+    code = run_cli(hostile, tmp_path / "lake", "--from", str(days[0]), "--to", str(days[2]))
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "1 fetched" in out
+    assert "2 failed" in out
+    assert "SmsType 1" in out
+    assert "outside" in out
+    stored = read_lake(tmp_path / "lake").collect()
+    assert stored["date"].unique().to_list() == [days[1]]
+    assert stored.height == 5
+
+
+# -- point 11: identical rows on one page are distinct rows ------------------------------
+
+
+def test_identical_rows_on_one_page_are_kept(hostile: HostileServer) -> None:
+    a, b, c = day_rows(DAY, 3)
+    pages = {1: [a, a, b], 2: [c]}
+    hostile.respond = lambda body: envelope(pages[int(body["Page"])], count_total=4)
+    with hostile.client() as client:
+        result = fetch_window(client, 2, WINDOW, page_size=3)
+    assert result.complete
+    assert result.frame.height == 4
+    assert result.duplicates_dropped == 0
+    assert list(WINDOW_COLUMNS) == result.frame.columns
+
+
+def test_rows_seen_again_on_the_next_page_are_dropped(hostile: HostileServer) -> None:
+    a, b, c, d = day_rows(DAY, 4)
+    # A newcomer pushed c from page 1 onto page 2 while paging: c is seen twice.
+    pages = {1: [a, a, c], 2: [c, b, d]}
+    hostile.respond = lambda body: envelope(pages[int(body["Page"])], count_total=5)
+    with hostile.client() as client:
+        result = fetch_window(client, 2, WINDOW, page_size=3, max_passes=1)
+    assert result.complete
+    assert result.frame.height == 5
+    assert result.duplicates_dropped == 1
