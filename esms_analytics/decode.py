@@ -227,6 +227,11 @@ def decode_raw(raw: pl.DataFrame) -> pl.DataFrame:
         failed = staged[field].is_not_null() & staged[column].is_null()
         if failed.any():
             _raise_bad(staged, failed, field, f"expected a number fitting {SCHEMA[column]}")
+    # NaN and infinity parse as floats but are no price: a cost report would turn to NaN.
+    # Negative prices stay (refunds may exist).
+    not_finite = ~staged["sell_price"].is_finite().fill_null(True)
+    if not_finite.any():
+        _raise_bad(staged, not_finite, "SellPrice", "expected a finite number, not NaN or infinity")
     in_range = pl.col("epoch_ms").is_between(_MIN_EPOCH_MS, _MAX_EPOCH_MS)
     bad_time = staged.select(
         ~(in_range.fill_null(False) | pl.col("local_time").is_not_null())

@@ -325,3 +325,20 @@ def test_frames_from_the_simulator_have_exactly_the_schema() -> None:
             assert frame.schema == SCHEMA
             assert frame["sms_type"].unique().to_list() in ([sms_type], [])
     assert frame.height > 0
+
+
+@pytest.mark.parametrize(
+    "price", ["NaN", "nan", "Infinity", "-inf", "1e999", math.nan, math.inf, -math.inf]
+)
+def test_a_price_that_is_not_finite_is_undecodable(price: object) -> None:
+    with pytest.raises(DecodeError, match="SellPrice") as caught:
+        decode_rows([SEED_ROWS[1], row(SellPrice=price, ReferenceId="ref-42")])
+    assert caught.value.field == "SellPrice"
+    assert caught.value.reference_id == "ref-42"
+    assert caught.value.rows == 1
+    assert "finite" in str(caught.value)
+
+
+def test_negative_prices_are_kept() -> None:
+    frame = decode_rows([row(SellPrice="-345.0"), row(SellPrice=-1)])
+    assert frame["sell_price"].to_list() == [-345.0, -1.0]

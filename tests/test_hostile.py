@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -396,3 +397,16 @@ def test_rows_seen_again_on_the_next_page_are_dropped(hostile: HostileServer) ->
     assert result.complete
     assert result.frame.height == 5
     assert result.duplicates_dropped == 1
+
+
+# -- point 9: a price that is not a number is not stored ---------------------------------
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_non_finite_price_on_the_wire_fails_the_window(
+    hostile: HostileServer, token: str
+) -> None:
+    rows = json.dumps([row(NOON, SellPrice=0.125)]).replace("0.125", token)
+    hostile.respond = lambda body: envelope(raw=rows, count_total=1)
+    with hostile.client() as client, pytest.raises(DecodeError, match="SellPrice"):
+        fetch_window(client, 2, WINDOW)
