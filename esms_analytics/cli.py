@@ -239,6 +239,12 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         action="store_true",
         help="fetch settled windows again (repairs a corrupt partition)",
     )
+    sync.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="store a re-fetch holding under half the rows stored, or none (else the window "
+        "fails and its partition is kept)",
+    )
     sync.add_argument("--quiet", action="store_true", help="no progress bar (for cron)")
     return sync
 
@@ -457,6 +463,7 @@ def _sync(args: argparse.Namespace) -> int:
             refresh=args.refresh,
             progress=not args.quiet,
             storage_options=_storage_options(args),
+            allow_shrink=args.allow_shrink,
         )
     print(report.summary())
     return EXIT_OK if report.complete else EXIT_INCOMPLETE

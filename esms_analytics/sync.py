@@ -10,7 +10,11 @@ A window (one SmsType, one Vietnam-local creation day) is fetched when
 
 Settled windows are never requested again. A window is stored only when it
 is complete (unique rows equal ``CountTotal``); otherwise its old partition
-stays and it is reported ``incomplete``. Windows run in parallel threads that
+stays and it is reported ``incomplete``. A re-fetch that comes back with
+fewer than :data:`SHRINK_LIMIT` of the rows stored (an empty answer above
+all: eSMS's retention, another account's keys, a wrong base URL) is not
+stored either unless ``allow_shrink=True``: the window is reported
+``failed`` and its old partition kept. Windows run in parallel threads that
 share the client's rate limit; memory holds one window per worker.
 """
 
@@ -37,6 +41,10 @@ logger = logging.getLogger("esms_analytics")
 
 WindowStatus = Literal["fetched", "skipped", "incomplete", "failed"]
 DEFAULT_SETTLE_DAYS: Final = 3
+#: A re-fetch returning fewer than this share of the rows a window has stored is refused
+#: without ``allow_shrink``. Statuses change and rows are never deleted on eSMS's side, so
+#: a window that shrinks by half is a wrong answer far more often than a true one.
+SHRINK_LIMIT: Final = 0.5
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,7 @@ def sync(
     page_size: int = MAX_PAGE_SIZE,
     max_passes: int = DEFAULT_PASSES,
     storage_options: Mapping[str, str] | None = None,
+    allow_shrink: bool = False,
 ) -> SyncReport:
     """Bring the lake up to date for the days ``start``..``end`` (inclusive).
 
@@ -147,6 +156,10 @@ def sync(
     storage_options : mapping, optional
         Object-store options (``aws_region``, ``aws_endpoint_url``...) on top of
         the cloud's standard environment; their values are never shown.
+    allow_shrink : bool
+        Store a re-fetch even when it holds fewer than :data:`SHRINK_LIMIT` of
+        the rows stored (or none); without it such a window fails, its
+        partition kept.
 
     Returns
     -------
@@ -194,6 +207,8 @@ def sync(
                 settle_days=settle_days,
                 page_size=page_size,
                 max_passes=max_passes,
+                allow_shrink=allow_shrink,
+                pages_ahead=workers,
             )
             report.windows += _run(store, todo, workers=workers, progress=progress)
     finally:
@@ -269,6 +284,8 @@ class _WindowStore:
     settle_days: int
     page_size: int
     max_passes: int
+    allow_shrink: bool
+    pages_ahead: int
     #: Set when the sync must stop: windows not yet started are not fetched.
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -287,6 +304,7 @@ class _WindowStore:
                 max_passes=self.max_passes,
                 pages=page_pool,
                 in_flight=in_flight,
+                pages_ahead=self.pages_ahead,
             )
         except AuthError:
             self.stop.set()
@@ -305,7 +323,33 @@ class _WindowStore:
                 detail=f"CountTotal {result.count_total} but {result.frame.height} unique rows "
                 f"after {result.passes} passes; the old partition is kept",
             )
+        if (shrunk := self._shrunk(job, result)) is not None:
+            return shrunk
         return self._store(job, result)
+
+    def _shrunk(self, job: _Job, result: WindowResult) -> WindowReport | None:
+        """Report a re-fetch far smaller than what is stored, unless shrinking is allowed."""
+        entry = self.manifest.get(job.sms_type, job.day)
+        if self.allow_shrink or entry is None or job.reason == "file missing":
+            return None
+        rows = result.frame.height
+        if rows >= entry.rows * SHRINK_LIMIT:
+            return None
+        detail = (
+            f"the re-fetch returned {rows:,} rows (CountTotal {result.count_total:,}) but the "
+            f"lake holds {entry.rows:,}; the old partition is kept; if the data really is gone "
+            "on eSMS's side, run again with --allow-shrink (sync(..., allow_shrink=True))"
+        )
+        logger.warning("sms_type=%d date=%s: %s", job.sms_type, job.day, detail)
+        return WindowReport(
+            job.sms_type,
+            job.day,
+            "failed",
+            rows=rows,
+            count_total=result.count_total,
+            requests=result.requests,
+            detail=detail,
+        )
 
     def _store(self, job: _Job, result: WindowResult) -> WindowReport:
         fetched_at = datetime.now(VN_TZ)

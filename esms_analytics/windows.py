@@ -27,7 +27,7 @@ from typing import Final
 import polars as pl
 
 from esms_analytics.arguments import day_range, sms_type_list, to_date
-from esms_analytics.client import EsmsClient, Window
+from esms_analytics.client import DEFAULT_PAGES_AHEAD, EsmsClient, Window
 from esms_analytics.decode import decode_raw, empty_frame
 from esms_analytics.errors import AnswerError, DecodeError, IncompleteWindowError
 from esms_analytics.wire import MAX_PAGE_SIZE
@@ -81,12 +81,14 @@ def fetch_window(
     max_passes: int = DEFAULT_PASSES,
     pages: Executor | None = None,
     in_flight: threading.Semaphore | None = None,
+    pages_ahead: int = DEFAULT_PAGES_AHEAD,
 ) -> WindowResult:
     """Fetch one window completely, or report after ``max_passes`` that it kept changing.
 
     With ``pages`` (a thread pool), the pages after the first, whose number the
-    first page's ``CountTotal`` gives, are fetched concurrently on it;
-    ``in_flight`` bounds the requests under way at once across every caller.
+    first page's ``CountTotal`` gives, are fetched concurrently on it, at most
+    ``pages_ahead`` submitted beyond the page being read; ``in_flight`` bounds
+    the requests under way at once across every caller.
 
     Each response is parsed to a frame of strings as it arrives and decoded in
     batches of :data:`DECODE_BATCH_ROWS`, so memory holds the typed rows of one
@@ -95,7 +97,15 @@ def fetch_window(
     requests = 0
     result: WindowResult | None = None
     for number in range(1, max_passes + 1):
-        walk = _walk(client, sms_type, window, page_size=page_size, pool=pages, in_flight=in_flight)
+        walk = _walk(
+            client,
+            sms_type,
+            window,
+            page_size=page_size,
+            pool=pages,
+            in_flight=in_flight,
+            ahead=pages_ahead,
+        )
         requests += walk.requests
         # Rows seen again on another page are one row; copies on one page are kept (_COPY).
         unique = (
@@ -147,13 +157,14 @@ def _walk(
     page_size: int,
     pool: Executor | None,
     in_flight: threading.Semaphore | None,
+    ahead: int,
 ) -> _Walk:
     frames: list[pl.DataFrame] = []
     batch: list[pl.DataFrame] = []
     counts: list[int] = []
     requests = 0
     for page in client.iter_pages(
-        window, sms_type, page_size=page_size, pool=pool, in_flight=in_flight
+        window, sms_type, page_size=page_size, pool=pool, in_flight=in_flight, ahead=ahead
     ):
         requests += page.attempts
         counts.append(page.count_total)

@@ -19,9 +19,19 @@ from esms_analytics.cli import main
 from esms_analytics.client import MAX_BODY_BYTES, MAX_PAGES_PER_WINDOW
 from esms_analytics.codes import VN_TZ
 from esms_analytics.errors import AnswerError, ConfigError, DecodeError, EsmsError, TransportError
+from esms_analytics.sync import SHRINK_LIMIT, sync
 from esms_analytics.windows import EDGE_TOLERANCE, fetch_window
 
-from .hostile import API_KEY, SECRET_KEY, Answer, HostileServer, endless, envelope, row
+from .hostile import (
+    API_KEY,
+    SECRET_KEY,
+    Answer,
+    HostileServer,
+    endless,
+    envelope,
+    no_data,
+    row,
+)
 
 DAY = date(2026, 11, 17)
 NOON = datetime.combine(DAY, time(12), tzinfo=VN_TZ)
@@ -410,3 +420,70 @@ def test_a_non_finite_price_on_the_wire_fails_the_window(
     hostile.respond = lambda body: envelope(raw=rows, count_total=1)
     with hostile.client() as client, pytest.raises(DecodeError, match="SellPrice"):
         fetch_window(client, 2, WINDOW)
+
+
+# -- point 4: a bad answer cannot delete stored data -------------------------------------
+
+
+def stored_rows(lake: Path) -> int:
+    return read_lake(lake).collect().height
+
+
+@pytest.mark.parametrize("refresh", [True, False])
+def test_an_empty_refetch_keeps_the_stored_partition(
+    hostile: HostileServer, tmp_path: Path, refresh: bool
+) -> None:
+    lake = tmp_path / "lake"
+    # Without --refresh, a day not yet settled is fetched again on every sync.
+    now = NOON + timedelta(days=4 if refresh else 1)
+    options: dict[str, Any] = {"sms_types": [2], "progress": False, "now": now}
+    hostile.respond = lambda body: envelope(day_rows(DAY, 40))
+    with hostile.client() as client:
+        assert sync(lake, DAY, DAY, client=client, **options).complete
+        hostile.respond = lambda body: no_data()
+        refused = sync(lake, DAY, DAY, client=client, refresh=refresh, **options)
+        assert stored_rows(lake) == 40
+        accepted = sync(
+            lake, DAY, DAY, client=client, refresh=refresh, allow_shrink=True, **options
+        )
+    window = refused.windows[0]
+    assert (window.status, refused.complete) == ("failed", False)
+    assert "40" in window.detail
+    assert "allow-shrink" in window.detail
+    assert accepted.windows[0].status == "fetched"
+    assert stored_rows(lake) == 0
+
+
+@pytest.mark.parametrize(("refetched", "kept"), [(19, True), (20, False), (39, False)])
+def test_a_refetch_of_fewer_than_half_the_rows_is_refused(
+    hostile: HostileServer, tmp_path: Path, refetched: int, kept: bool
+) -> None:
+    assert SHRINK_LIMIT == 0.5
+    lake = tmp_path / "lake"
+    options: dict[str, Any] = {"sms_types": [2], "progress": False, "refresh": True}
+    hostile.respond = lambda body: envelope(day_rows(DAY, 40))
+    with hostile.client() as client:
+        sync(lake, DAY, DAY, client=client, **options)
+        hostile.respond = lambda body: envelope(day_rows(DAY, refetched))
+        report = sync(lake, DAY, DAY, client=client, **options)
+    assert stored_rows(lake) == (40 if kept else refetched)
+    assert report.windows[0].status == ("failed" if kept else "fetched")
+
+
+def test_the_cli_asks_for_allow_shrink(
+    hostile: HostileServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ESMS_API_KEY", API_KEY)
+    monkeypatch.setenv("ESMS_SECRET_KEY", SECRET_KEY)
+    lake, days = tmp_path / "lake", ["--from", str(DAY), "--to", str(DAY)]
+    hostile.respond = lambda body: envelope(day_rows(DAY, 12))
+    assert run_cli(hostile, lake, *days) == 0
+    hostile.respond = lambda body: no_data()
+    assert run_cli(hostile, lake, *days, "--refresh") == 1
+    assert "--allow-shrink" in capsys.readouterr().out
+    assert stored_rows(lake) == 12
+    assert run_cli(hostile, lake, *days, "--refresh", "--allow-shrink") == 0
+    assert stored_rows(lake) == 0
