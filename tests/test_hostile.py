@@ -16,7 +16,7 @@ import pytest
 
 from esms_analytics import SCHEMA, EsmsClient, RetryPolicy, Window, read_lake
 from esms_analytics.cli import main
-from esms_analytics.client import MAX_BODY_BYTES, MAX_PAGES_PER_WINDOW
+from esms_analytics.client import DEFAULT_DEADLINE, MAX_BODY_BYTES, MAX_PAGES_PER_WINDOW
 from esms_analytics.codes import VN_TZ
 from esms_analytics.errors import AnswerError, ConfigError, DecodeError, EsmsError, TransportError
 from esms_analytics.sync import SHRINK_LIMIT, sync
@@ -487,3 +487,15 @@ def test_the_cli_asks_for_allow_shrink(
     assert stored_rows(lake) == 12
     assert run_cli(hostile, lake, *days, "--refresh", "--allow-shrink") == 0
     assert stored_rows(lake) == 0
+
+
+def test_the_readme_states_the_limits_the_code_has() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    assert MAX_BODY_BYTES == 32 * 2**20
+    assert "`MAX_BODY_BYTES` = 32 MiB" in readme
+    assert f"`MAX_PAGES_PER_WINDOW` = {MAX_PAGES_PER_WINDOW:,} pages" in readme
+    assert f"{DEFAULT_DEADLINE:g} s" in readme
+    assert timedelta(hours=2) == EDGE_TOLERANCE
+    assert "`EDGE_TOLERANCE` (2 h)" in readme
+    assert SHRINK_LIMIT == 0.5
+    assert "under `SHRINK_LIMIT`, half" in readme
