@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from benchmarks.common import in_subprocess
 from esms_analytics.client import EsmsClient
 from esms_analytics.lake import read_lake
@@ -68,14 +66,15 @@ def one_sync(base_url: str, days: int, workers: int) -> tuple[float, int, int, i
     """(seconds, requests, rows, response bytes) of one sync into a fresh lake."""
     with tempfile.TemporaryDirectory() as scratch, _client(base_url) as client:
         received = [0]
-        original = client._session.post
+        original = client._read_body
 
-        def counting_post(*args: Any, **kwargs: Any) -> requests.Response:
-            response = original(*args, **kwargs)
-            received[0] += len(response.content)
-            return response
+        # The client streams each body against its size cap: count what that read returns.
+        def counting_read(*args: Any, **kwargs: Any) -> Any:
+            body = original(*args, **kwargs)
+            received[0] += len(body) if isinstance(body, bytes) else 0
+            return body
 
-        client._session.post = counting_post  # type: ignore[method-assign]
+        client._read_body = counting_read  # type: ignore[method-assign]
         start = time.perf_counter()
         report = sync(
             Path(scratch) / "lake",
@@ -148,13 +147,14 @@ before = float(next(line.split()[1] for line in open("/proc/self/status")
 received = [0, 0]
 with tempfile.TemporaryDirectory() as scratch, EsmsClient(
         "sim-api-key", "sim-secret-key", base_url=base_url, rate_limit=None, timeout=120) as client:
-    original = client._session.post
-    def counting_post(*args, **kwargs):
-        response = original(*args, **kwargs)
-        received[0] += len(response.content)
-        received[1] = max(received[1], len(response.content))
-        return response
-    client._session.post = counting_post
+    original = client._read_body
+    def counting_read(*args, **kwargs):
+        body = original(*args, **kwargs)
+        if isinstance(body, bytes):
+            received[0] += len(body)
+            received[1] = max(received[1], len(body))
+        return body
+    client._read_body = counting_read
     report = sync(Path(scratch) / "lake", now.date() - timedelta(days=1),
                   now.date() - timedelta(days=1), sms_types=[2], client=client,
                   workers=1, progress=False, now=now)
