@@ -206,7 +206,8 @@ class RetryPolicy:
 
     Delay before attempt ``n + 1`` is ``min(backoff_max, backoff_initial * 2**(n-1))``
     scaled by a random factor in ``[1 - jitter, 1]``; a ``Retry-After`` header
-    replaces it (up to ``retry_after_max`` seconds).
+    replaces it (up to ``retry_after_max`` seconds; the client's log says when
+    a server asked for longer).
 
     >>> RetryPolicy(jitter=0).delay(1), RetryPolicy(jitter=0).delay(4)
     (0.5, 4.0)

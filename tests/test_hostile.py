@@ -499,3 +499,23 @@ def test_the_readme_states_the_limits_the_code_has() -> None:
     assert "`EDGE_TOLERANCE` (2 h)" in readme
     assert SHRINK_LIMIT == 0.5
     assert "under `SHRINK_LIMIT`, half" in readme
+
+
+def test_fetch_of_a_bad_answer_is_one_line_and_exit_4(
+    hostile: HostileServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ESMS_API_KEY", API_KEY)
+    monkeypatch.setenv("ESMS_SECRET_KEY", SECRET_KEY)
+    hostile.respond = lambda body: envelope(day_rows(DAY, 3, sms_type=1))
+    output = tmp_path / "out.parquet"
+    days = ["--from", str(DAY), "--to", str(DAY), "--sms-type", "2", "--quiet"]
+    code = main(["fetch", *days, "--output", str(output), "--base-url", hostile.base_url])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
+    assert "SmsType 1" in err
+    assert not output.exists()
