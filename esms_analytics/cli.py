@@ -322,8 +322,9 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         "--output",
         type=Path,
         metavar="FILE.html",
-        help="html: where to write the page (default <lake>/../reports/report.html; "
-        "reports/report.html for a lake in object storage)",
+        help="html: the page to write, exactly there, .html only "
+        "(default <lake>/../reports/report.html; reports/report.html for a lake in "
+        "object storage)",
     )
     return report
 
@@ -502,10 +503,18 @@ def _lake_info(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from esms_analytics.bundle import KINDS, write_bundle
+    from esms_analytics.bundle import KINDS, Selection
     from esms_analytics.lake import read_lake
     from esms_analytics.render import write_table
 
+    selection = Selection(
+        args.start,
+        args.end,
+        None if args.sms_types is None else tuple(args.sms_types),
+        None if args.campaigns is None else tuple(args.campaigns),
+    )
+    if args.kind == "html":
+        return _report_html(args, selection)
     frame = read_lake(
         args.lake,
         start=args.start,
@@ -513,14 +522,6 @@ def _report(args: argparse.Namespace) -> int:
         sms_types=args.sms_types,
         storage_options=_storage_options(args),
     )
-    if args.kind == "html":
-        output = args.output or _default_report_path(args.lake)
-        bundle = write_bundle(frame, output.parent, title="eSMS delivery and cost report")
-        assert bundle.html is not None
-        if bundle.html != output:
-            bundle.html.replace(output)
-        print(f"report written to {output} (plots beside it)")
-        return EXIT_OK
     kind = KINDS[args.kind]
     filters = {"campaigns": args.campaigns}
     by = [part for value in (args.by or []) for part in value.split(",") if part]
@@ -559,6 +560,23 @@ def _default_report_path(lake: str) -> Path:
         / "reports"
         / ("report.html")
     )
+
+
+def _report_html(args: argparse.Namespace, selection: Any) -> int:
+    """Write the page at exactly --output; every filter applies, an empty selection is an error."""
+    from esms_analytics.bundle import write_report
+    from esms_analytics.lake import read_lake
+
+    if args.plot is not None:
+        raise ConfigError("--plot does not apply to html: its plots are inside the page")
+    if args.format != "table":
+        raise ConfigError(f"--format {args.format} does not apply to html")
+    output = args.output or _default_report_path(args.lake)
+    # No dates here: the page compares the selection with the period before it.
+    frame = read_lake(args.lake, sms_types=args.sms_types, storage_options=_storage_options(args))
+    write_report(frame, output, selection, source=str(args.lake))
+    print(f"report written to {output}")
+    return EXIT_OK
 
 
 def _simulate(args: argparse.Namespace) -> int:

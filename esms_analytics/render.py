@@ -1,21 +1,37 @@
-"""How reports look to people: terminal tables, CSV/JSON exports and the HTML page.
+"""How reports look to people: terminal tables, CSV/JSON/Excel exports and the HTML page.
 
-The CLI, the demo and the bundle render through this module; it computes
-nothing. The HTML page is one self-contained file: every table and plot
-inline, no external files.
+The CLI, the demo, the notebooks and the bundle render through this module; it
+computes nothing. One set of rules, read from the column's name and dtype,
+formats every surface alike:
+
+- shares (``delivery_rate``, ``pending_share``, ``share`` ...) as percentages,
+  ``94.4 %``; a ``X_low``/``X_high`` pair becomes one interval column beside X;
+- ``*_vnd`` columns as whole VND with thousands separators, ``11,299,960``;
+- counts with thousands separators; timestamps to the minute;
+- text left, numbers right.
+
+The HTML page is one self-contained file: plots inline, a few lines of inline
+script to sort tables, no network.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 from typing import Final, Literal, TextIO
 
 import polars as pl
 
+from esms_analytics.errors import ConfigError
+
 TableFormat = Literal["table", "csv", "json"]
+ColumnKind = Literal["text", "day", "count", "share", "interval", "vnd", "number", "flag", "time"]
+
 #: Columns holding shares in [0, 1], shown to people as percentages.
 _SHARE_PREFIXES: Final = (
     "delivery_rate",
@@ -24,33 +40,210 @@ _SHARE_PREFIXES: Final = (
     "volume_share",
     "campaign_delivery_rate",
 )
+#: The order columns are shown in (and dropped from the end of when a terminal is narrow):
+#: what the row is, how many, how well, what it cost, then when.
+_KIND_ORDER: Final[dict[ColumnKind, int]] = {
+    "text": 0,
+    "day": 0,
+    "count": 1,
+    "share": 2,
+    "interval": 2,
+    "vnd": 3,
+    "number": 4,
+    "flag": 5,
+    "time": 6,
+}
+_NUMERIC_KINDS: Final = frozenset(("count", "share", "interval", "vnd", "number"))
+#: What a terminal table says when it leaves rows or columns out.
+MORE_HINT: Final = "--format csv for all"
+_GAP: Final = "  "
 
 
-def format_table(table: pl.DataFrame, *, rows: int = 40) -> str:
-    """Format a table for people: every column, rates as percentages, long names kept.
+def column_kind(name: str, dtype: pl.DataType) -> ColumnKind:
+    """Say how a column is shown: its kind, read from its name and dtype.
 
-    >>> print(format_table(pl.DataFrame({"campaign": ["A"], "delivery_rate": [0.9444]})))
-    ┌──────────┬─────────────────┐
-    │ campaign ┆ delivery_rate % │
-    ╞══════════╪═════════════════╡
-    │ A        ┆ 94.4            │
-    └──────────┴─────────────────┘
+    >>> column_kind("cost_failed_vnd", pl.Float64()), column_kind("delivery_rate", pl.Float64())
+    ('vnd', 'share')
     """
-    shares = [name for name in table.columns if name.startswith(_SHARE_PREFIXES)]
-    shown = table.with_columns(
-        pl.col(name).mul(100).round(1).alias(f"{name} %") for name in shares
-    ).drop(shares)
-    with pl.Config(
-        tbl_rows=rows,
-        tbl_cols=-1,
-        tbl_width_chars=250,
-        fmt_str_lengths=40,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        thousands_separator=",",
-        float_precision=1,
-    ):
-        return str(shown)
+    if dtype == pl.Boolean:
+        return "flag"
+    if isinstance(dtype, pl.Datetime):
+        return "time"
+    if dtype == pl.Date:
+        return "day"
+    if name.endswith("_vnd"):
+        return "vnd"
+    if name.startswith(_SHARE_PREFIXES) and dtype.is_float():
+        return "share"
+    if dtype.is_integer():
+        return "count"
+    if dtype.is_numeric():
+        return "number"
+    return "text"
+
+
+def percent(value: float | None, *, digits: int = 1) -> str:
+    """Format a share in [0, 1] as a percentage.
+
+    >>> percent(0.9444), percent(None)
+    ('94.4 %', '—')
+    """
+    return "—" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def interval(low: float | None, high: float | None) -> str:
+    """Format an interval of shares as one range of percentages.
+
+    >>> interval(0.908, 0.9131)
+    '90.8–91.3 %'
+    """
+    if low is None or high is None:
+        return "—"
+    return f"{low * 100:.1f}–{high * 100:.1f} %"
+
+
+def vnd(value: float | None) -> str:
+    """Format an amount of VND as a whole number with thousands separators.
+
+    >>> vnd(11299960.0), vnd(0.0), vnd(749.6)
+    ('11,299,960', '0', '750')
+    """
+    return "—" if value is None else f"{round(value):,}"
+
+
+def format_value(kind: ColumnKind, value: object) -> str:
+    """Format one value of a column of ``kind`` the way every surface shows it."""
+    if value is None:
+        return "—"
+    if kind == "share":
+        return percent(float(value))  # type: ignore[arg-type]
+    if kind == "vnd":
+        return vnd(float(value))  # type: ignore[arg-type]
+    if kind == "flag":
+        return "yes" if value else "no"
+    if kind == "time" and isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if kind == "day" and isinstance(value, date):
+        return value.isoformat()
+    if kind == "count" and isinstance(value, int):
+        return f"{value:,}"
+    if kind == "number" and isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column as people see it: header, kind, the shown text and a key to sort by."""
+
+    name: str
+    header: str
+    kind: ColumnKind
+    cells: list[str]
+    keys: list[float | str | None]
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the column holds numbers (aligned right)."""
+        return self.kind in _NUMERIC_KINDS
+
+
+def header_of(name: str) -> str:
+    """Say a column's name the way a reader does: ``cost_per_delivered_vnd`` -> ``cost per delivered ₫``."""
+    return name.removesuffix("_vnd").replace("_", " ") + (" ₫" if name.endswith("_vnd") else "")
+
+
+def display_columns(frame: pl.DataFrame) -> list[Column]:
+    """Turn ``frame`` into the columns people see, in the order they read them.
+
+    Key columns (text, days) come first, then counts, rates (each with its 95%
+    interval merged into one column), VND, flags and, last, timestamps.
+    """
+    names = frame.columns
+    merged = {f"{name}_low" for name in names if {f"{name}_low", f"{name}_high"} <= set(names)}
+    merged |= {low.replace("_low", "_high") for low in merged}
+    columns: list[Column] = []
+    for name in names:
+        if name in merged:
+            continue
+        series = frame[name]
+        kind = column_kind(name, series.dtype)
+        values = series.to_list()
+        keys = [_sort_key(value) for value in values]
+        columns.append(
+            Column(name, header_of(name), kind, [format_value(kind, v) for v in values], keys)
+        )
+        if f"{name}_low" in merged:
+            columns.append(_interval_column(frame, name))
+    return sorted(columns, key=lambda column: _KIND_ORDER[column.kind])
+
+
+def _interval_column(frame: pl.DataFrame, name: str) -> Column:
+    lows, highs = frame[f"{name}_low"].to_list(), frame[f"{name}_high"].to_list()
+    cells = [interval(low, high) for low, high in zip(lows, highs, strict=True)]
+    return Column(f"{name}_interval", "95 % interval", "interval", cells, lows)
+
+
+def _sort_key(value: object) -> float | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | int | float):
+        return float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def terminal_width() -> int:
+    """Return the terminal's width in characters (``COLUMNS`` wins; 100 when not a terminal)."""
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def format_table(table: pl.DataFrame, *, rows: int = 40, width: int | None = None) -> str:
+    """Format a table for people, as wide as the terminal at most.
+
+    Columns that do not fit are left out from the end of the reading order
+    (timestamps first) and named; rows past ``rows`` are counted. Both lines
+    say how to get everything.
+
+    >>> print(format_table(pl.DataFrame({"campaign": ["Tết"], "messages": [1234],
+    ...                                  "delivery_rate": [0.9444], "cost_vnd": [980400.0]})))
+    campaign  messages  delivery rate  cost ₫
+    Tết          1,234         94.4 %  980,400
+    """
+    width = terminal_width() if width is None else width
+    columns = [_head(column, rows) for column in display_columns(table)]
+    shown: list[Column] = []
+    used = 0
+    for column in columns:
+        needed = _width(column) + (len(_GAP) if shown else 0)
+        if shown and used + needed > width:
+            break
+        shown.append(column)
+        used += needed
+    lines = [_GAP.join(_aligned(column, column.header) for column in shown).rstrip()]
+    for index in range(min(rows, table.height)):
+        lines.append(_GAP.join(_aligned(column, column.cells[index]) for column in shown).rstrip())
+    notes = []
+    if table.height > rows:
+        notes.append(f"{table.height - rows:,} more rows: {MORE_HINT}")
+    left_out = [column.header for column in columns[len(shown) :]]
+    if left_out:
+        notes.append(f"not shown for width: {', '.join(left_out)} ({MORE_HINT})")
+    return "\n".join(lines + notes)
+
+
+def _head(column: Column, rows: int) -> Column:
+    return Column(column.name, column.header, column.kind, column.cells[:rows], column.keys[:rows])
+
+
+def _width(column: Column) -> int:
+    return max([len(column.header), *(len(cell) for cell in column.cells)])
+
+
+def _aligned(column: Column, text: str) -> str:
+    size = _width(column)
+    return text.rjust(size) if column.numeric else text.ljust(size)
 
 
 def write_table(table: pl.DataFrame, form: TableFormat, stream: TextIO) -> None:
@@ -63,6 +256,9 @@ def write_table(table: pl.DataFrame, form: TableFormat, stream: TextIO) -> None:
         stream.write(format_table(table) + "\n")
 
 
+# -- HTML ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Section:
     """A heading, a sentence on how to read it, a table and an optional PNG."""
@@ -71,69 +267,221 @@ class Section:
     note: str
     table: pl.DataFrame
     png: bytes | None = None
+    anchor: str = ""
 
 
-_STYLE = """
-body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em auto; max-width: 1100px;
-       color: #222; }
-h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
-p.note { color: #555; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
-th, td { border-bottom: 1px solid #eee; padding: 3px 8px; text-align: right; }
-th { background: #f5f5f5; } td.text { text-align: left; }
-img { max-width: 100%; }
+@dataclass(frozen=True)
+class Headline:
+    """One headline figure: what it is, its value, and how it moved."""
+
+    label: str
+    value: str
+    detail: str = ""
+    change: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """Everything on the HTML page, already computed and worded."""
+
+    title: str
+    facts: list[tuple[str, str]]
+    headlines: list[Headline]
+    sections: list[Section]
+    footer: str = ""
+
+
+_STYLE: Final = """
+*, *::before, *::after { box-sizing: border-box; }
+body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 0 auto; padding: 1.5em 2em;
+       max-width: 1180px; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin: 0 0 .3em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+p.note { color: #555; max-width: 60em; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2em 1em; margin: 0 0 1em; }
+dl.facts dt { color: #555; } dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+.headlines { display: grid; grid-template-columns: repeat(auto-fit, minmax(190px, 1fr)); gap: .8em; }
+.headline { border: 1px solid #ddd; border-radius: 6px; padding: .6em .8em; }
+.headline .label { color: #555; font-size: .85em; }
+.headline .value { font-size: 1.5em; font-weight: bold; font-variant-numeric: tabular-nums; }
+.headline .detail, .headline .change { font-size: .8em; color: #555; }
+.table-box { overflow-x: auto; max-width: 100%; margin: 1em 0; border: 1px solid #eee; }
+table { border-collapse: collapse; font-size: .85em; width: 100%; }
+th, td { border-bottom: 1px solid #eee; padding: 3px 8px; white-space: nowrap; }
+th { background: #f5f5f5; cursor: pointer; position: sticky; top: 0; user-select: none; }
+th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
+.num { text-align: right; font-variant-numeric: tabular-nums; } .text { text-align: left; }
+td.key { position: sticky; left: 0; background: #fff; max-width: 22em; overflow: hidden;
+         text-overflow: ellipsis; }
+tfoot td { font-weight: bold; border-top: 2px solid #ccc; }
+img { max-width: 100%; height: auto; display: block; margin: 1em 0; }
+footer { margin-top: 3em; color: #777; font-size: .8em; }
+@media (max-width: 600px) {
+  body { padding: .8em; } h1 { font-size: 1.3em; } h2 { font-size: 1.15em; }
+  .headlines { grid-template-columns: 1fr 1fr; gap: .5em; }
+  .headline .value { font-size: 1.2em; }
+  table { font-size: .78em; } td.key { max-width: 11em; }
+}
+@media print {
+  @page { size: A4; margin: 12mm; }
+  body { max-width: none; padding: 0; font-size: 9pt; }
+  .table-box { overflow: visible; border: 0; }
+  table { font-size: 7.5pt; } th, td { white-space: normal; padding: 2px 4px; }
+  th { position: static; } td.key { position: static; max-width: none; }
+  h2 { break-after: avoid; } tr, img, .headline { break-inside: avoid; }
+}
+"""
+
+#: Sort a table by a click on its header; a second click reverses. Totals (tfoot) stay put.
+_SCRIPT: Final = """
+document.querySelectorAll("table.sortable th").forEach((th, col) => th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
+  const up = th.getAttribute("aria-sort") !== "ascending";
+  th.closest("tr").querySelectorAll("th").forEach(h => h.removeAttribute("aria-sort"));
+  th.setAttribute("aria-sort", up ? "ascending" : "descending");
+  const key = r => { const v = r.cells[col].dataset.v; return v === undefined ? "" : v; };
+  const num = th.classList.contains("num");
+  rows.sort((a, b) => { const x = key(a), y = key(b); if (x === y) return 0; if (x === "") return 1;
+    if (y === "") return -1; const c = num ? x - y : x.localeCompare(y); return up ? c : -c; });
+  rows.forEach(r => body.appendChild(r));
+}));
 """
 
 
-def _cell(value: object) -> tuple[str, bool]:
-    if value is None:
-        return "—", False
-    if isinstance(value, bool):
-        return ("yes" if value else "no"), True
-    if isinstance(value, float):
-        return (f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"), False
-    if isinstance(value, int):
-        return f"{value:,}", False
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M"), True
-    return str(value), True
+def table_html(frame: pl.DataFrame, *, total_label: str | None = "(total)") -> str:
+    """Render every row of ``frame`` as a sortable HTML table in its own scrolling box.
 
-
-def table_html(frame: pl.DataFrame, *, max_rows: int = 30) -> str:
-    """Render an HTML table of the first ``max_rows`` rows, values escaped."""
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in frame.columns)
-    body = []
-    for row in frame.head(max_rows).iter_rows():
-        cells = []
-        for value in row:
-            text, is_text = _cell(value)
-            css = ' class="text"' if is_text else ""
-            cells.append(f"<td{css}>{html.escape(text)}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    more = (
-        f"<p class='note'>{frame.height - max_rows:,} more rows not shown.</p>"
-        if frame.height > max_rows
-        else ""
+    A row whose first value is ``total_label`` goes to the table's foot, where sorting
+    leaves it.
+    """
+    columns = display_columns(frame)
+    head = "".join(
+        f'<th scope="col" class="{"num" if c.numeric else "text"}">{html.escape(c.header)}</th>'
+        for c in columns
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+    first = frame.columns[0] if frame.columns else None
+    body: list[str] = []
+    foot: list[str] = []
+    for index in range(frame.height):
+        row = "".join(
+            _td(column, index, key=position == 0) for position, column in enumerate(columns)
+        )
+        is_total = first is not None and frame[first][index] == total_label
+        (foot if is_total else body).append(f"<tr>{row}</tr>")
+    tfoot = f"<tfoot>{''.join(foot)}</tfoot>" if foot else ""
+    return (
+        f'<div class="table-box"><table class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody>{tfoot}</table></div>"
+    )
 
 
-def html_page(title: str, intro: str, sections: list[Section]) -> str:
-    """Render the whole HTML page, self-contained."""
+def _td(column: Column, index: int, *, key: bool) -> str:
+    classes = ["num" if column.numeric else "text", *(["key"] if key else [])]
+    value = column.keys[index]
+    data = "" if value is None else f' data-v="{html.escape(str(value))}"'
+    text = html.escape(column.cells[index])
+    title = f' title="{text}"' if key else ""
+    return f'<td class="{" ".join(classes)}"{data}{title}>{text}</td>'
+
+
+def html_page(page: Page) -> str:
+    """Render the whole HTML page: one file, no network."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p class='note'>{html.escape(intro)}</p>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(page.title)}</title><style>{_STYLE}</style></head><body>",
+        f"<header><h1>{html.escape(page.title)}</h1>",
+        _facts_html(page.facts),
+        "</header>",
     ]
-    for section in sections:
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        parts.append(f"<p class='note'>{html.escape(section.note)}</p>")
-        if section.png is not None:
-            encoded = base64.b64encode(section.png).decode("ascii")
-            parts.append(
-                f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,{encoded}">'
-            )
-        parts.append(table_html(section.table))
-    parts.append("</body></html>")
+    if page.headlines:
+        parts.append('<section class="headlines" aria-label="headline figures">')
+        parts.extend(_headline_html(headline) for headline in page.headlines)
+        parts.append("</section>")
+    for section in page.sections:
+        parts.append(_section_html(section))
+    if page.footer:
+        parts.append(f"<footer>{html.escape(page.footer)}</footer>")
+    parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts)
+
+
+def _facts_html(facts: Sequence[tuple[str, str]]) -> str:
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts)
+    return f'<dl class="facts">{rows}</dl>'
+
+
+def _headline_html(headline: Headline) -> str:
+    parts = [
+        f'<div class="headline"><div class="label">{html.escape(headline.label)}</div>',
+        f'<div class="value">{html.escape(headline.value)}</div>',
+    ]
+    if headline.detail:
+        parts.append(f'<div class="detail">{html.escape(headline.detail)}</div>')
+    if headline.change:
+        parts.append(f'<div class="change">{html.escape(headline.change)}</div>')
+    return "".join(parts) + "</div>"
+
+
+def _section_html(section: Section) -> str:
+    anchor = f' id="{html.escape(section.anchor)}"' if section.anchor else ""
+    parts = [
+        f"<section{anchor}><h2>{html.escape(section.title)}</h2>",
+        f"<p class='note'>{html.escape(section.note)}</p>",
+    ]
+    if section.png is not None:
+        encoded = base64.b64encode(section.png).decode("ascii")
+        parts.append(
+            f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,{encoded}">'
+        )
+    parts.append(table_html(section.table))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def check_output(path: Path, suffixes: Sequence[str]) -> None:
+    """Check that ``path`` names a file this writer may create, before any work is done.
+
+    Raises :class:`ConfigError` for a wrong extension, a directory, or a parent that is
+    a file; creates missing parent folders.
+    """
+    wanted = " or ".join(suffixes)
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{path} must end in {wanted}; give the file name to write")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file name ending in {wanted}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the folder of {path}: {exc.strerror}; choose another path"
+        ) from exc
+
+
+def write_bytes_exactly(path: Path, data: bytes) -> None:
+    """Write ``data`` at ``path`` and nowhere else: a temporary file beside it, then a rename.
+
+    A reader never sees half a file, and no other file in the folder is touched.
+    """
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", delete=False
+        ) as handle:
+            handle.write(data)
+            temporary = Path(handle.name)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}; choose another path") from exc
+    try:
+        temporary.chmod(0o644)  # a report to forward, not a secret: readable like any other
+        temporary.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}; choose another path") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_exactly(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) at ``path`` and nowhere else; see :func:`write_bytes_exactly`."""
+    write_bytes_exactly(path, text.encode("utf-8"))

@@ -133,7 +133,7 @@ def test_report_table_plot_and_filters(
     assert code == 0
     expected = delivery_by_campaign(read_lake(lake, start=END, end=END))
     assert expected["campaign"][0] in out
-    assert "delivery_rate %" in out
+    assert "delivery rate" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert str(plot) in err
 
