@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck unit bench notebook notebooks readme-cli clean
+.PHONY: demo test browser lint typecheck unit bench notebook notebooks readme-cli clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,13 @@ demo: $(RUNTIME_STAMP)
 	$(PY) -m esms_analytics demo
 
 ## test: lint, type-check and run the whole suite (what CI runs)
-test: lint typecheck unit
+test: browser lint typecheck unit
+
+## browser: Chromium and chromedriver from Debian's packages, for tests/test_browser.py
+## (installed only when missing; needs root, as CI has)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update && apt-get install -y chromium chromium-driver)
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check esms_analytics tests benchmarks scripts

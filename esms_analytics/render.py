@@ -319,6 +319,7 @@ footer { margin-top: 3em; color: #777; font-size: .8em; }
   body { padding: .8em; } h1 { font-size: 1.3em; } h2 { font-size: 1.15em; }
   .headlines { grid-template-columns: 1fr 1fr; gap: .5em; }
   .headline .value { font-size: 1.2em; }
+  dl.facts { grid-template-columns: 1fr; gap: 0; } dl.facts dd { margin-bottom: .3em; }
   table { font-size: .78em; } td.key { max-width: 11em; }
 }
 @media print {
@@ -333,8 +334,8 @@ footer { margin-top: 3em; color: #777; font-size: .8em; }
 
 #: Sort a table by a click on its header; a second click reverses. Totals (tfoot) stay put.
 _SCRIPT: Final = """
-document.querySelectorAll("table.sortable th").forEach((th, col) => th.addEventListener("click", () => {
-  const body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
+document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0], rows = Array.from(body.rows), col = th.cellIndex;
   const up = th.getAttribute("aria-sort") !== "ascending";
   th.closest("tr").querySelectorAll("th").forEach(h => h.removeAttribute("aria-sort"));
   th.setAttribute("aria-sort", up ? "ascending" : "descending");
@@ -406,20 +407,25 @@ def html_page(page: Page) -> str:
     return "\n".join(parts)
 
 
+def _text(text: str) -> str:
+    # A unit never starts a line on its own: "2,606,830 ₫" and "89.5 %" stay whole.
+    return html.escape(text).replace(" ₫", "\u00a0₫").replace(" %", "\u00a0%")
+
+
 def _facts_html(facts: Sequence[tuple[str, str]]) -> str:
-    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts)
+    rows = "".join(f"<dt>{_text(k)}</dt><dd>{_text(v)}</dd>" for k, v in facts)
     return f'<dl class="facts">{rows}</dl>'
 
 
 def _headline_html(headline: Headline) -> str:
     parts = [
-        f'<div class="headline"><div class="label">{html.escape(headline.label)}</div>',
-        f'<div class="value">{html.escape(headline.value)}</div>',
+        f'<div class="headline"><div class="label">{_text(headline.label)}</div>',
+        f'<div class="value">{_text(headline.value)}</div>',
     ]
     if headline.detail:
-        parts.append(f'<div class="detail">{html.escape(headline.detail)}</div>')
+        parts.append(f'<div class="detail">{_text(headline.detail)}</div>')
     if headline.change:
-        parts.append(f'<div class="change">{html.escape(headline.change)}</div>')
+        parts.append(f'<div class="change">{_text(headline.change)}</div>')
     return "".join(parts) + "</div>"
 
 

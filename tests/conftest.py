@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from esms_analytics.client import EsmsClient, RetryPolicy
 from esms_analytics.simulator import Simulator
 from esms_analytics.simulator.history import VIETNAM
+from esms_analytics.sync import sync
 
 from .hostile import HostileServer
 from .s3 import S3Server, start_s3_server
 
 #: The frozen moment most tests run at: mid-afternoon, Vietnam time.
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=VIETNAM)
+#: The week the HTML report tests cover; the lake also holds the week before, to compare.
+REPORT_END = NOW.date() - timedelta(days=1)
+REPORT_START = REPORT_END - timedelta(days=6)
 
 
 class SleepRecorder:
@@ -63,3 +68,19 @@ def s3_bucket(s3_server: S3Server) -> str:
 def hostile() -> Iterator[HostileServer]:
     with HostileServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def report_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake of two weeks: the one the HTML tests report on and the one before it."""
+    path = tmp_path_factory.mktemp("report") / "lake"
+    with Simulator(now=NOW, days=30, daily_volume=400, seed=5) as sim, sim.client() as client:
+        sync(
+            path,
+            REPORT_START - timedelta(days=7),
+            REPORT_END,
+            client=client,
+            progress=False,
+            now=sim.clock.now(),
+        )
+    return path

@@ -20,23 +20,16 @@ from esms_analytics.reports import (
     delivery_by_campaign,
     failure_hotspots,
 )
-from esms_analytics.simulator import Simulator
-from esms_analytics.sync import sync
 
-from .conftest import NOW
+from .conftest import REPORT_END as END
+from .conftest import REPORT_START as START
 
-#: The page covers the last 7 synced days; the 7 before them are the comparison.
-END = NOW.date() - timedelta(days=1)
-START = END - timedelta(days=6)
 BEFORE_START, BEFORE_END = START - timedelta(days=7), START - timedelta(days=1)
 
 
-@pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("html") / "lake"
-    with Simulator(now=NOW, days=30, daily_volume=400, seed=5) as sim, sim.client() as client:
-        sync(path, BEFORE_START, END, client=client, progress=False, now=sim.clock.now())
-    return path
+@pytest.fixture
+def lake(report_lake: Path) -> Path:
+    return report_lake
 
 
 @dataclass
