@@ -277,8 +277,16 @@ def compute_reports(frame: reports.AnyFrame, selection: Selection) -> dict[str, 
 
 
 def plot_report(name: str, table: pl.DataFrame, selection: Selection) -> Any:
-    """Plot report ``name`` with the selection in its subtitle."""
-    return KINDS[name].plot(table)
+    """Plot report ``name`` with the selection in its subtitle.
+
+    A trend also learns which days are complete: today is still running, so its
+    period is marked partial like a week the selection cuts.
+    """
+    options: dict[str, Any] = {"subtitle": selection.describe()}
+    if name == "trend" and selection.start is not None and selection.end is not None:
+        yesterday = datetime.now(VN_TZ).date() - timedelta(days=1)
+        options["covered"] = (selection.start, min(selection.end, yesterday))
+    return KINDS[name].plot(table, **options)
 
 
 def _section(name: str, table: pl.DataFrame, selection: Selection) -> render.Section:

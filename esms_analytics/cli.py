@@ -317,7 +317,12 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         default="table",
         help="table for people, csv or json for tools (default table)",
     )
-    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also save the plot")
+    report.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="also save the plot: .png, .svg or .pdf, by the name's extension",
+    )
     report.add_argument(
         "--output",
         type=Path,
@@ -503,6 +508,7 @@ def _lake_info(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from esms_analytics import render
     from esms_analytics.bundle import KINDS, Selection
     from esms_analytics.lake import read_lake
     from esms_analytics.render import write_table
@@ -515,6 +521,11 @@ def _report(args: argparse.Namespace) -> int:
     )
     if args.kind == "html":
         return _report_html(args, selection)
+    if args.plot is not None:
+        from esms_analytics.plots import plot_format
+
+        plot_format(args.plot)  # a wrong extension fails before any work
+        render.check_output(args.plot, (args.plot.suffix.lower(),))
     frame = read_lake(
         args.lake,
         start=args.start,
@@ -544,10 +555,11 @@ def _report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.plot is not None:
-        from esms_analytics.plots import figure_png
+        from esms_analytics.bundle import plot_report
+        from esms_analytics.plots import save_figure
 
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        args.plot.write_bytes(figure_png(kind.plot(table)))
+        covered = selection.resolved(frame) or selection
+        save_figure(plot_report(args.kind, table, covered), args.plot)
         print(f"plot written to {args.plot}", file=sys.stderr)
     return EXIT_OK
 

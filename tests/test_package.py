@@ -43,7 +43,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "codes": set(),
     "wire": set(),
     "render": {"errors"},
-    "plots": set(),
+    "plots": {"errors", "reports"},
     "arguments": {"codes", "errors"},
     "client": {"arguments", "codes", "errors", "wire"},
     "decode": {"codes", "errors", "wire"},
