@@ -321,6 +321,16 @@ def lake_extent(frame: reports.AnyFrame) -> str:
     return f"{row[0]} – {row[1]}, {row[2]:,} messages"
 
 
+def _covered(frame: reports.AnyFrame, selection: Selection, source: str) -> Selection:
+    covered = selection.resolved(frame)
+    if covered is None:
+        raise ConfigError(
+            f"no messages in {source} match {selection.describe()}; nothing written. "
+            "Widen --from/--to, --sms-type or --campaign, or sync the lake first"
+        )
+    return covered
+
+
 def build_page(
     frame: reports.AnyFrame, selection: Selection, *, source: str, title: str
 ) -> tuple[str, Bundle]:
@@ -329,12 +339,7 @@ def build_page(
     Raises :class:`ConfigError` when no message matches: an empty page forwarded
     to a manager reads as "nothing happened", which is not what it means.
     """
-    covered = selection.resolved(frame)
-    if covered is None:
-        raise ConfigError(
-            f"no messages in {source} match {selection.describe()}; nothing written. "
-            "Widen --from/--to, --sms-type or --campaign, or sync the lake first"
-        )
+    covered = _covered(frame, selection, source)
     tables = compute_reports(frame, covered)
     current, previous = totals(frame, covered), totals(frame, covered.previous())
     before = covered.previous()
@@ -373,6 +378,21 @@ def write_report(
     render.write_text_exactly(path, text)
     bundle.html = path
     return bundle
+
+
+def write_workbook(
+    frame: reports.AnyFrame,
+    path: Path,
+    selection: Selection = Selection(),
+    *,
+    source: str,
+) -> Bundle:
+    """Write every report of the page as one sheet each of an Excel workbook at ``path``."""
+    render.check_output(path, (".xlsx",))
+    covered = _covered(frame, selection, source)
+    tables = compute_reports(frame, covered)
+    render.write_workbook(tables, path)
+    return Bundle(covered, tables)
 
 
 def write_bundle(

@@ -313,9 +313,10 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
     report.add_argument("--totals", action="store_true", help="cost: append a total row")
     report.add_argument(
         "--format",
-        choices=("table", "csv", "json"),
+        choices=("table", "csv", "json", "xlsx"),
         default="table",
-        help="table for people, csv or json for tools (default table)",
+        help="table for people (as wide as the terminal), csv (UTF-8) or json for tools, "
+        "xlsx for Excel (to --output; with html: one sheet per report) (default table)",
     )
     report.add_argument(
         "--plot",
@@ -326,9 +327,9 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
     report.add_argument(
         "--output",
         type=Path,
-        metavar="FILE.html",
-        help="html: the page to write, exactly there, .html only "
-        "(default <lake>/../reports/report.html; reports/report.html for a lake in "
+        metavar="FILE",
+        help="html: the page (.html), xlsx: the workbook (.xlsx), written exactly there "
+        "(html default <lake>/../reports/report.html or .xlsx; reports/ for a lake in "
         "object storage)",
     )
     return report
@@ -526,6 +527,15 @@ def _report(args: argparse.Namespace) -> int:
 
         plot_format(args.plot)  # a wrong extension fails before any work
         render.check_output(args.plot, (args.plot.suffix.lower(),))
+    workbook: Path | None = args.output if args.format == "xlsx" else None
+    if args.format == "xlsx":
+        if workbook is None:
+            raise ConfigError("--format xlsx writes a file: give --output FILE.xlsx")
+        render.check_output(workbook, (".xlsx",))
+    elif args.output is not None:
+        raise ConfigError(
+            f"--output applies to html and xlsx; {args.format} goes to stdout (use > FILE)"
+        )
     frame = read_lake(
         args.lake,
         start=args.start,
@@ -548,7 +558,11 @@ def _report(args: argparse.Namespace) -> int:
         if by:
             raise ConfigError(f"--by does not apply to the {args.kind} report")
         table = kind.compute(frame, **filters)
-    write_table(table, args.format, sys.stdout)
+    if workbook is not None:
+        render.write_workbook({args.kind: table}, workbook)
+        print(f"{table.height:,} rows written to {workbook}")
+    else:
+        write_table(table, args.format, sys.stdout)
     if table.height == 0:
         print(
             "no rows match this selection (is the lake empty, or the filter too narrow?)",
@@ -575,19 +589,29 @@ def _default_report_path(lake: str) -> Path:
 
 
 def _report_html(args: argparse.Namespace, selection: Any) -> int:
-    """Write the page at exactly --output; every filter applies, an empty selection is an error."""
-    from esms_analytics.bundle import write_report
+    """Write the page (or, with --format xlsx, the workbook) at exactly --output.
+
+    Every filter applies; an empty selection is an error, not an empty page.
+    """
+    from esms_analytics.bundle import write_report, write_workbook
     from esms_analytics.lake import read_lake
 
     if args.plot is not None:
         raise ConfigError("--plot does not apply to html: its plots are inside the page")
-    if args.format != "table":
-        raise ConfigError(f"--format {args.format} does not apply to html")
-    output = args.output or _default_report_path(args.lake)
+    if args.format not in ("table", "xlsx"):
+        raise ConfigError(
+            f"--format {args.format} does not apply to html; use xlsx or leave it out"
+        )
+    suffix = ".xlsx" if args.format == "xlsx" else ".html"
+    output = args.output or _default_report_path(args.lake).with_suffix(suffix)
     # No dates here: the page compares the selection with the period before it.
     frame = read_lake(args.lake, sms_types=args.sms_types, storage_options=_storage_options(args))
-    write_report(frame, output, selection, source=str(args.lake))
-    print(f"report written to {output}")
+    if args.format == "xlsx":
+        bundle = write_workbook(frame, output, selection, source=str(args.lake))
+        print(f"workbook written to {output} (sheets: {', '.join(bundle.tables)})")
+    else:
+        write_report(frame, output, selection, source=str(args.lake))
+        print(f"report written to {output}")
     return EXIT_OK
 
 

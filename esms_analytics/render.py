@@ -11,14 +11,17 @@ formats every surface alike:
 - text left, numbers right.
 
 The HTML page is one self-contained file: plots inline, a few lines of inline
-script to sort tables, no network.
+script to sort tables, no network. Excel workbooks keep every column typed
+(numbers stay numbers) and carry the same formats as number formats.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import shutil
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,6 +33,7 @@ import polars as pl
 from esms_analytics.errors import ConfigError
 
 TableFormat = Literal["table", "csv", "json"]
+OutputFormat = Literal["table", "csv", "json", "xlsx"]
 ColumnKind = Literal["text", "day", "count", "share", "interval", "vnd", "number", "flag", "time"]
 
 #: Columns holding shares in [0, 1], shown to people as percentages.
@@ -213,28 +217,56 @@ def format_table(table: pl.DataFrame, *, rows: int = 40, width: int | None = Non
     """
     width = terminal_width() if width is None else width
     columns = [_head(column, rows) for column in display_columns(table)]
-    shown: list[Column] = []
+    if columns and sum(_width(column) + len(_GAP) for column in columns) > width:
+        # Long names give way first, so that counts and rates fit beside them.
+        columns[0] = _clipped(columns[0], max(16, width // 3))
+    kept: set[int] = set()
     used = 0
-    for column in columns:
-        needed = _width(column) + (len(_GAP) if shown else 0)
-        if shown and used + needed > width:
-            break
-        shown.append(column)
+    for index in sorted(range(len(columns)), key=lambda i: _keep_rank(columns, i)):
+        needed = _width(columns[index]) + (len(_GAP) if kept else 0)
+        if kept and used + needed > width:
+            continue
+        kept.add(index)
         used += needed
+    shown = [column for index, column in enumerate(columns) if index in kept]
     lines = [_GAP.join(_aligned(column, column.header) for column in shown).rstrip()]
     for index in range(min(rows, table.height)):
         lines.append(_GAP.join(_aligned(column, column.cells[index]) for column in shown).rstrip())
     notes = []
     if table.height > rows:
         notes.append(f"{table.height - rows:,} more rows: {MORE_HINT}")
-    left_out = [column.header for column in columns[len(shown) :]]
+    left_out = [column.header for index, column in enumerate(columns) if index not in kept]
     if left_out:
         notes.append(f"not shown for width: {', '.join(left_out)} ({MORE_HINT})")
-    return "\n".join(lines + notes)
+    # The hint stays on one line: no-break spaces while wrapping, plain ones after.
+    glued = MORE_HINT.replace(" ", "\u00a0")
+    wrapped = [
+        part.replace("\u00a0", " ")
+        for note in notes
+        for part in textwrap.wrap(note.replace(MORE_HINT, glued), width)
+    ]
+    return "\n".join(lines + wrapped)
+
+
+def _keep_rank(columns: list[Column], index: int) -> tuple[int, int]:
+    """Rank a column for a narrow terminal: the key, then the first count, rate and VND."""
+    column = columns[index]
+    if index == 0:
+        return (0, index)
+    first_of_kind = all(other.kind != column.kind for other in columns[:index])
+    leading = {"count": 1, "share": 2, "vnd": 3}
+    if first_of_kind and column.kind in leading:
+        return (leading[column.kind], index)
+    return (4 + _KIND_ORDER[column.kind], index)
 
 
 def _head(column: Column, rows: int) -> Column:
     return Column(column.name, column.header, column.kind, column.cells[:rows], column.keys[:rows])
+
+
+def _clipped(column: Column, size: int) -> Column:
+    cells = [cell if len(cell) <= size else cell[: size - 1] + "…" for cell in column.cells]
+    return Column(column.name, column.header, column.kind, cells, column.keys)
 
 
 def _width(column: Column) -> int:
@@ -254,6 +286,68 @@ def write_table(table: pl.DataFrame, form: TableFormat, stream: TextIO) -> None:
         stream.write(table.write_json() + "\n")
     else:
         stream.write(format_table(table) + "\n")
+
+
+# -- Excel --------------------------------------------------------------------------------
+
+#: Excel number formats by column kind: the same reading as the terminal and the page.
+EXCEL_FORMATS: Final[dict[ColumnKind, str]] = {
+    "share": "0.0%",
+    "vnd": "#,##0",
+    "count": "#,##0",
+    "number": "#,##0.00",
+    "time": "yyyy-mm-dd hh:mm",
+    "day": "yyyy-mm-dd",
+}
+
+
+def _excel_ready(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Make the frame's columns ones Excel types, and pick each column's number format.
+
+    Excel has no time zones: timestamps are written as Vietnam wall-clock time,
+    which is what the lake's zone is. Enum labels become text.
+    """
+    formats: dict[str, str] = {}
+    columns = []
+    for name, dtype in frame.schema.items():
+        kind = column_kind(name, dtype)
+        if kind in EXCEL_FORMATS:
+            formats[name] = EXCEL_FORMATS[kind]
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            columns.append(pl.col(name).dt.replace_time_zone(None))
+        elif isinstance(dtype, pl.Enum | pl.Categorical):
+            columns.append(pl.col(name).cast(pl.String))
+        else:
+            columns.append(pl.col(name))
+    return frame.select(columns), formats
+
+
+def workbook_bytes(sheets: dict[str, pl.DataFrame]) -> bytes:
+    """Return an .xlsx workbook with one sheet per frame, columns typed and formatted.
+
+    Written with XlsxWriter, through Polars' ``write_excel`` (which is built on it).
+    """
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    with xlsxwriter.Workbook(buffer, {"in_memory": True}) as workbook:
+        for name, frame in sheets.items():
+            ready, formats = _excel_ready(frame)
+            ready.write_excel(
+                workbook,
+                worksheet=name[:31],  # Excel's limit on sheet names
+                column_formats=formats,  # type: ignore[arg-type]
+                autofit=True,
+                freeze_panes=(1, 1),
+                table_style="Table Style Light 9",
+            )
+    return buffer.getvalue()
+
+
+def write_workbook(sheets: dict[str, pl.DataFrame], path: Path) -> None:
+    """Write the workbook at exactly ``path`` (``.xlsx``), nothing else touched."""
+    check_output(path, (".xlsx",))
+    write_bytes_exactly(path, workbook_bytes(sheets))
 
 
 # -- HTML ---------------------------------------------------------------------------------
