@@ -452,7 +452,11 @@ def _trend_panels(
     flags, note = _partial(every_period, covered)
     partial_of = dict(zip(every_period, flags, strict=True))
     dropped = volume.height - kept.height
-    lines = [subtitle, note, "each panel has its own scale, fitted to its rates"]
+    lines = [
+        subtitle,
+        note,
+        "each panel has its own scale; dashed: the group's rate over the whole period",
+    ]
     if dropped:
         lines.append(f"{dropped} {group}(s) with fewer than {min_messages} final messages left out")
     columns = min(4, max(1, len(names)))
@@ -468,7 +472,11 @@ def _trend_panels(
         _rate_line(axes, rows, partial, CARRIER_COLORS.get(str(name), RATE_COLOR))
         axes.set_title(f"{name}  ({rows['messages'].sum():,} messages)", fontsize=9, loc="left")
         axes.grid(axis="y", color="#eeeeee")
-        _fitted(axes, rows["delivery_rate"].to_list(), vertical=True)
+        # Intervals inside the fitted range: a noisy group shows as noise, not as a crash.
+        _fitted(axes, [*rows["delivery_rate_low"], *rows["delivery_rate_high"]], vertical=True)
+        overall = _overall(rows)
+        if overall is not None:
+            axes.axhline(overall, color=REFERENCE_COLOR, linestyle="--", linewidth=1, zorder=1)
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
         axes.tick_params(labelsize=8)

@@ -278,6 +278,34 @@ def _aligned(column: Column, text: str) -> str:
     return text.rjust(size) if column.numeric else text.ljust(size)
 
 
+@dataclass(frozen=True)
+class Pretty:
+    """A report shown to people in a notebook, formatted as the page and the terminal do."""
+
+    table: pl.DataFrame
+    rows: int = 40
+
+    def _repr_html_(self) -> str:
+        more = self.table.height - self.rows
+        note = f"<p>{more:,} more rows: <code>.table</code> has them all</p>" if more > 0 else ""
+        return table_html(self.table.head(self.rows), inline=True) + note
+
+    def __repr__(self) -> str:
+        return format_table(self.table, rows=self.rows, width=120)
+
+
+def pretty(table: pl.DataFrame, *, rows: int = 40) -> Pretty:
+    """Show ``table`` in a notebook with rates as percentages and VND as whole numbers.
+
+    The frame itself is untouched (``.table``); only its display changes.
+
+    >>> pretty(pl.DataFrame({"campaign": ["Tết"], "cost_vnd": [32270490.0]}))
+    campaign  cost ₫
+    Tết       32,270,490
+    """
+    return Pretty(table, rows)
+
+
 def write_table(table: pl.DataFrame, form: TableFormat, stream: TextIO) -> None:
     """Write ``table`` to ``stream``: CSV and JSON carry exactly the report's columns."""
     if form == "csv":
@@ -442,15 +470,19 @@ document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener
 """
 
 
-def table_html(frame: pl.DataFrame, *, total_label: str | None = "(total)") -> str:
+def table_html(
+    frame: pl.DataFrame, *, total_label: str | None = "(total)", inline: bool = False
+) -> str:
     """Render every row of ``frame`` as a sortable HTML table in its own scrolling box.
 
     A row whose first value is ``total_label`` goes to the table's foot, where sorting
-    leaves it.
+    leaves it. ``inline`` puts the alignment on each cell, for notebooks, which do not
+    carry the page's style sheet.
     """
     columns = display_columns(frame)
     head = "".join(
-        f'<th scope="col" class="{"num" if c.numeric else "text"}">{html.escape(c.header)}</th>'
+        f'<th scope="col" class="{"num" if c.numeric else "text"}"{_align(c, inline)}>'
+        f"{html.escape(c.header)}</th>"
         for c in columns
     )
     first = frame.columns[0] if frame.columns else None
@@ -458,7 +490,8 @@ def table_html(frame: pl.DataFrame, *, total_label: str | None = "(total)") -> s
     foot: list[str] = []
     for index in range(frame.height):
         row = "".join(
-            _td(column, index, key=position == 0) for position, column in enumerate(columns)
+            _td(column, index, key=position == 0, inline=inline)
+            for position, column in enumerate(columns)
         )
         is_total = first is not None and frame[first][index] == total_label
         (foot if is_total else body).append(f"<tr>{row}</tr>")
@@ -469,13 +502,20 @@ def table_html(frame: pl.DataFrame, *, total_label: str | None = "(total)") -> s
     )
 
 
-def _td(column: Column, index: int, *, key: bool) -> str:
+def _align(column: Column, inline: bool) -> str:
+    if not inline:
+        return ""
+    return f' style="text-align: {"right" if column.numeric else "left"}; white-space: nowrap"'
+
+
+def _td(column: Column, index: int, *, key: bool, inline: bool = False) -> str:
     classes = ["num" if column.numeric else "text", *(["key"] if key else [])]
     value = column.keys[index]
     data = "" if value is None else f' data-v="{html.escape(str(value))}"'
     text = html.escape(column.cells[index])
     title = f' title="{text}"' if key else ""
-    return f'<td class="{" ".join(classes)}"{data}{title}>{text}</td>'
+    style = _align(column, inline)
+    return f'<td class="{" ".join(classes)}"{data}{title}{style}>{text}</td>'
 
 
 def html_page(page: Page) -> str:

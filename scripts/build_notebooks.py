@@ -13,16 +13,24 @@ import nbformat
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: The kernel `make notebook` registers in the project's .venv (see the Makefile).
+KERNEL = "esms-analytics"
+#: Output types that only a live Jupyter front end can show: never committed.
+WIDGET_TYPES = (
+    "application/vnd.jupyter.widget-view+json",
+    "application/vnd.jupyter.widget-state+json",
+)
 
 SETUP = """\
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
 import esms_analytics as esms
-from esms_analytics.simulator import Simulator
+from esms_analytics.render import pretty  # rates as %, VND as whole numbers, as the reports
 
 pl.Config.set_tbl_rows(12)
 pl.Config.set_fmt_str_lengths(40);"""
@@ -30,19 +38,37 @@ pl.Config.set_fmt_str_lengths(40);"""
 START_SIMULATOR = """\
 # The embedded eSMS simulator: a real HTTP server on loopback with a seeded history.
 # With a real account, use esms.EsmsClient() instead (keys from ESMS_API_KEY / ESMS_SECRET_KEY).
-sim = Simulator(days=60, daily_volume=1500).start()
+sim = esms.simulator.Simulator(days=60, daily_volume=1500).start()
 client = sim.client()
 client"""
 
-SYNC_LAKE = """\
-lake_path = Path(tempfile.mkdtemp()) / "lake"
-report = esms.sync(lake_path, sim.today - timedelta(days=59), sim.today, client=client)
-print(report.summary())
-lake = esms.read_lake(lake_path)  # a LazyFrame: nothing is read until a report collects it"""
+OPEN_LAKE = """\
+# Your lake: the one `make demo` (or your own `esms-analytics sync`) filled. Without one,
+# 60 days from the embedded eSMS simulator (a real HTTP server on loopback) go into a
+# scratch folder, so the notebook runs anywhere.
+DEMO_LAKE = Path("../data/lake")
+sim = None
+if (DEMO_LAKE / "sms").is_dir():
+    lake_path = DEMO_LAKE
+else:
+    sim = esms.simulator.Simulator(days=60, daily_volume=1500).start()
+    lake_path = Path(tempfile.mkdtemp()) / "lake"
+    with sim.client() as client:
+        esms.sync(lake_path, sim.today - timedelta(days=59), sim.today, client=client,
+                  progress=False)
+lake = esms.read_lake(lake_path)  # a LazyFrame: nothing is read until a report collects it
+today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+start = today - timedelta(days=29)  # the last 30 days, today included
+period = f"{start} – {today} (Vietnam time)"
+print(("the demo lake" if sim is None else "a simulator lake"), "·", period)"""
 
 STOP = """\
 client.close()
 sim.stop()"""
+
+CLOSE_LAKE = """\
+if sim is not None:
+    sim.stop()"""
 
 CELLS: dict[str, list[tuple[str, str]]] = {
     "01_quickstart": [
@@ -115,45 +141,59 @@ CELLS: dict[str, list[tuple[str, str]]] = {
         (
             "md",
             "# Delivery by campaign\n\n"
-            "Sync two months into a Parquet lake, then ask which campaigns delivered. "
-            "`delivery_rate` = delivered / (delivered + failed): messages still waiting for "
-            "a carrier report are left out, and campaigns with such messages are marked "
-            "`provisional`.",
+            "Which campaigns delivered over the last 30 days? `delivery_rate` = delivered / "
+            "(delivered + failed): messages still waiting for a carrier report are left out, "
+            "and campaigns with such messages are marked `provisional`.",
         ),
         ("code", "%matplotlib inline\n" + SETUP + "\nfrom esms_analytics import plots"),
-        ("code", START_SIMULATOR),
-        ("code", SYNC_LAKE),
-        ("code", "delivery = esms.delivery_by_campaign(lake)\ndelivery"),
+        ("code", OPEN_LAKE),
+        (
+            "code",
+            "delivery = esms.delivery_by_campaign(lake, start=start, end=today)\npretty(delivery)",
+        ),
         (
             "md",
-            "The 95% Wilson interval (`delivery_rate_low`, `delivery_rate_high`) stays honest "
-            "for small campaigns. Provisional campaigns can still move:",
+            "The 95% Wilson interval stays honest for small campaigns. Provisional campaigns "
+            "can still move:",
         ),
         (
             "code",
-            'delivery.filter("provisional").select("campaign", "messages", '
-            '"pending", "delivery_rate", "last_sent")',
+            'pretty(delivery.filter("provisional").select("campaign", "messages", "pending", '
+            '"delivery_rate", "last_sent"))',
         ),
-        ("code", "plots.plot_delivery_by_campaign(delivery)"),
+        ("code", "plots.plot_delivery_by_campaign(delivery, subtitle=period)"),
         ("md", "## Trend and carriers"),
         (
             "code",
-            'weekly = esms.delivery_trend(lake, every="1w")\nplots.plot_delivery_trend(weekly)',
+            'weekly = esms.delivery_trend(lake, every="1w", start=start, end=today)\n'
+            "plots.plot_delivery_trend(weekly, subtitle=period, "
+            "covered=(start, today - timedelta(days=1)))",
         ),
         (
             "code",
-            'by_carrier = esms.delivery_trend(lake, every="1d", by="carrier", '
-            "start=sim.today - timedelta(days=20))\nplots.plot_delivery_trend(by_carrier)",
+            'by_carrier = esms.delivery_trend(lake, every="1w", by="carrier", start=start, '
+            "end=today)\n"
+            "plots.plot_delivery_trend(by_carrier, subtitle=period, "
+            "covered=(start, today - timedelta(days=1)))",
         ),
-        ("code", "carriers = esms.carrier_performance(lake, sms_types=[1, 2])\ncarriers"),
-        ("code", "plots.plot_carrier_performance(carriers)"),
+        (
+            "code",
+            "carriers = esms.carrier_performance(lake, sms_types=[1, 2], start=start, end=today)\n"
+            "pretty(carriers)",
+        ),
+        (
+            "code",
+            'plots.plot_carrier_performance(carriers, subtitle=period + " · advertising, '
+            'customer_care")',
+        ),
         ("md", "## Where failures concentrate"),
         (
             "code",
-            "hotspots = esms.failure_hotspots(lake, min_messages=200, top=10)\n"
-            "plots.plot_failure_hotspots(hotspots)",
+            "hotspots = esms.failure_hotspots(lake, min_messages=200, top=10, start=start, "
+            "end=today)\n"
+            "plots.plot_failure_hotspots(hotspots, subtitle=period)",
         ),
-        ("code", STOP),
+        ("code", CLOSE_LAKE),
     ],
     "03_costs": [
         (
@@ -164,9 +204,12 @@ CELLS: dict[str, list[tuple[str, str]]] = {
             "these reports show what the data says.",
         ),
         ("code", "%matplotlib inline\n" + SETUP + "\nfrom esms_analytics import plots"),
-        ("code", START_SIMULATOR),
-        ("code", SYNC_LAKE),
-        ("code", 'by_type = esms.cost_breakdown(lake, by="sms_type", totals=True)\nby_type'),
+        ("code", OPEN_LAKE),
+        (
+            "code",
+            'by_type = esms.cost_breakdown(lake, by="sms_type", totals=True, start=start, '
+            "end=today)\npretty(by_type)",
+        ),
         (
             "md",
             "`cost_failed_vnd` is spend on messages that never arrived; "
@@ -174,10 +217,15 @@ CELLS: dict[str, list[tuple[str, str]]] = {
         ),
         (
             "code",
-            'by_type.select("sms_type", "cost_vnd", "cost_failed_vnd", "cost_per_delivered_vnd")',
+            'pretty(by_type.select("sms_type", "cost_vnd", "cost_failed_vnd", '
+            '"cost_per_delivered_vnd"))',
         ),
-        ("code", 'plots.plot_cost_breakdown(esms.cost_breakdown(lake, by="campaign"))'),
-        ("code", 'esms.cost_breakdown(lake, by=["month", "carrier"]).head(10)'),
+        (
+            "code",
+            'by_campaign = esms.cost_breakdown(lake, by="campaign", start=start, end=today)\n'
+            "plots.plot_cost_breakdown(by_campaign, subtitle=period)",
+        ),
+        ("code", 'pretty(esms.cost_breakdown(lake, by=["month", "carrier"]).head(10))'),
         (
             "md",
             "## Segments and Unicode\n\nVietnamese with diacritics is sent as UCS-2: 70 "
@@ -186,14 +234,14 @@ CELLS: dict[str, list[tuple[str, str]]] = {
         ),
         (
             "code",
-            'lake.filter(pl.col("sms_type").is_in([1, 2])).group_by("encoding", '
+            'pretty(lake.filter(pl.col("sms_type").is_in([1, 2])).group_by("encoding", '
             '"segments").agg(\n'
             "    messages=pl.len(),\n"
             '    mean_length=pl.col("length").mean().round(0),\n'
-            '    mean_price_vnd=pl.col("sell_price").mean().round(0),\n'
-            ').sort("encoding", "segments").collect()',
+            '    mean_price_vnd=pl.col("sell_price").mean(),\n'
+            ').sort("encoding", "segments").collect())',
         ),
-        ("code", STOP),
+        ("code", CLOSE_LAKE),
     ],
     "04_lake_in_other_engines": [
         (
@@ -207,23 +255,22 @@ CELLS: dict[str, list[tuple[str, str]]] = {
             "code",
             SETUP + "\nimport duckdb\nimport pyarrow.dataset as ds\nimport pyarrow.parquet as pq",
         ),
-        ("code", START_SIMULATOR),
-        ("code", SYNC_LAKE),
+        ("code", OPEN_LAKE),
         ("code", 'sorted(str(p.relative_to(lake_path)) for p in lake_path.rglob("*.parquet"))[:5]'),
         ("md", "## DuckDB SQL"),
         (
             "code",
-            'duckdb.sql(f"""\n'
+            'pretty(duckdb.sql(f"""\n'
             "    SELECT sms_type, carrier,\n"
             "           count(*) AS messages,\n"
-            "           round(100 * count(*) FILTER (WHERE send_result = 1)\n"
-            "                 / count(*) FILTER (WHERE send_result IN (0, 1)), 1)"
-            " AS delivery_pct,\n"
+            "           count(*) FILTER (WHERE send_result = 1)\n"
+            "             / count(*) FILTER (WHERE send_result IN (0, 1))"
+            " AS delivery_rate,\n"
             "           sum(sell_price) AS cost_vnd\n"
             "    FROM read_parquet('{lake_path}/sms/**/*.parquet', hive_partitioning = true)\n"
-            "    WHERE date >= current_date - INTERVAL 30 DAY\n"
+            "    WHERE date >= DATE '{start}'\n"
             "    GROUP BY ALL ORDER BY sms_type, messages DESC\n"
-            '""").pl().head(10)',
+            '""").pl().head(10))',
         ),
         (
             "md",
@@ -270,7 +317,47 @@ CELLS: dict[str, list[tuple[str, str]]] = {
             "These engines are not installed here, so these two cells are text; the DuckDB "
             "and pyarrow cells above run on every test run.",
         ),
-        ("code", STOP),
+        ("code", CLOSE_LAKE),
+    ],
+    "05_monday_morning": [
+        (
+            "md",
+            "# Monday morning\n\n"
+            "The three questions an SMS marketing manager asks first thing on Monday, "
+            "one call each: what did last week cost, which campaigns and carriers failed, "
+            "and is anything still pending?",
+        ),
+        ("code", SETUP),
+        ("code", OPEN_LAKE),
+        (
+            "code",
+            "last_monday = today - timedelta(days=today.weekday() + 7)\n"
+            'last_week = {"start": last_monday, "end": last_monday + timedelta(days=6)}\n'
+            'print("last week:", last_week["start"], "–", last_week["end"])',
+        ),
+        ("md", "## What did last week cost?"),
+        ("code", 'pretty(esms.cost_breakdown(lake, by="sms_type", totals=True, **last_week))'),
+        (
+            "md",
+            "## Which campaigns and carriers failed?\n\n"
+            "Campaign × carrier pairs with at least 100 messages, the worst first; "
+            "`campaign_delivery_rate` says whether the campaign or the carrier is the problem.",
+        ),
+        ("code", "pretty(esms.failure_hotspots(lake, top=10, **last_week))"),
+        (
+            "md",
+            "## Is anything still pending?\n\n"
+            "Campaigns with messages that have no final carrier report yet; their rates can "
+            "still move. (`esms.lake_info(lake_path)` says which days the next sync fetches "
+            "again.)",
+        ),
+        (
+            "code",
+            "pretty(esms.delivery_by_campaign(lake, start=last_monday, end=today)"
+            '.filter(pl.col("pending") > 0).select("campaign", "messages", "pending", '
+            '"pending_share", "last_sent"))',
+        ),
+        ("code", CLOSE_LAKE),
     ],
 }
 
@@ -279,8 +366,8 @@ def build(name: str) -> nbformat.NotebookNode:
     """The notebook ``name`` from its cells, without outputs."""
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
+        "name": KERNEL,
+        "display_name": "esms-analytics (.venv)",
         "language": "python",
     }
     notebook.metadata["language_info"] = {"name": "python"}
@@ -294,15 +381,36 @@ def build(name: str) -> nbformat.NotebookNode:
     return notebook
 
 
+def clean(notebook: nbformat.NotebookNode) -> None:
+    """Drop what only a live session means: widget state, timings, stderr noise."""
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.outputs:
+            if output.output_type == "stream" and output.name == "stderr":
+                continue
+            data = output.get("data", {})
+            for kind in WIDGET_TYPES:
+                data.pop(kind, None)
+            if output.output_type in ("display_data", "execute_result") and not data:
+                continue
+            kept.append(output)
+        cell.outputs = kept
+
+
 def main(names: list[str]) -> None:
     for name in names or list(CELLS):
         notebook = build(name)
         NotebookClient(
             notebook,
             timeout=300,
-            kernel_name="python3",
+            kernel_name=KERNEL,
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         ).execute()
+        clean(notebook)
         for index, cell in enumerate(notebook.cells):
             cell["id"] = f"{name[:2]}-{index:02d}"
         nbformat.write(notebook, NOTEBOOKS / f"{name}.ipynb")
