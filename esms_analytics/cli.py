@@ -522,20 +522,7 @@ def _report(args: argparse.Namespace) -> int:
     )
     if args.kind == "html":
         return _report_html(args, selection)
-    if args.plot is not None:
-        from esms_analytics.plots import plot_format
-
-        plot_format(args.plot)  # a wrong extension fails before any work
-        render.check_output(args.plot, (args.plot.suffix.lower(),))
-    workbook: Path | None = args.output if args.format == "xlsx" else None
-    if args.format == "xlsx":
-        if workbook is None:
-            raise ConfigError("--format xlsx writes a file: give --output FILE.xlsx")
-        render.check_output(workbook, (".xlsx",))
-    elif args.output is not None:
-        raise ConfigError(
-            f"--output applies to html and xlsx; {args.format} goes to stdout (use > FILE)"
-        )
+    workbook = _checked_outputs(args)
     frame = read_lake(
         args.lake,
         start=args.start,
@@ -586,6 +573,28 @@ def _default_report_path(lake: str) -> Path:
         / "reports"
         / ("report.html")
     )
+
+
+def _checked_outputs(args: argparse.Namespace) -> Path | None:
+    """Check --plot and --output before any work; return the workbook to write, if any."""
+    from esms_analytics import render
+
+    if args.plot is not None:
+        from esms_analytics.plots import plot_format
+
+        plot_format(args.plot)
+        render.check_output(args.plot, (args.plot.suffix.lower(),))
+    if args.format != "xlsx":
+        if args.output is not None:
+            raise ConfigError(
+                f"--output applies to html and xlsx; {args.format} goes to stdout (use > FILE)"
+            )
+        return None
+    if args.output is None:
+        raise ConfigError("--format xlsx writes a file: give --output FILE.xlsx")
+    workbook: Path = args.output
+    render.check_output(workbook, (".xlsx",))
+    return workbook
 
 
 def _report_html(args: argparse.Namespace, selection: Any) -> int:

@@ -72,7 +72,7 @@ def run_demo(
         read_lake(lake, storage_options=storage_options),
         reports_dir,
         selection,
-        source=str(lake),
+        source=str(getattr(lake, "location", lake)),  # a LakeStore names itself safely
         title="eSMS demo: delivery and cost report",
     )
     rows = bundle.tables["delivery"]["messages"].sum()
@@ -83,7 +83,13 @@ def run_demo(
     print(format_table(bundle.tables["delivery"], rows=12))
     print("\nCost by campaign (VND)")
     print(format_table(bundle.tables["cost"], rows=12))
-    elapsed = time.monotonic() - began
+    _print_next_steps(lake, bundle, reports_dir, time.monotonic() - began)
+    return DemoResult(report, bundle)
+
+
+def _print_next_steps(
+    lake: LakeLocation, bundle: Bundle, reports_dir: Path, elapsed: float
+) -> None:
     print(
         f"\nDone in {elapsed:.0f}s. Everything is on disk:\n"
         f"  lake (Parquet, Hive-style) {lake}/sms/sms_type=*/date=*/part-0.parquet\n"
@@ -93,10 +99,11 @@ def run_demo(
         "  make notebook                                  the notebooks in notebooks/\n"
         f"  .venv/bin/esms-analytics report cost --lake {lake} --by carrier\n"
         f"  .venv/bin/esms-analytics lake info --lake {lake}\n"
+        f"  .venv/bin/esms-analytics report html --lake {lake} --format xlsx "
+        f"--output {reports_dir}/report.xlsx\n"
         "  duckdb: SELECT * FROM read_parquet('data/lake/sms/**/*.parquet', "
         "hive_partitioning = true)\n"
         "  real account: export ESMS_API_KEY=... ESMS_SECRET_KEY=... then\n"
         "    .venv/bin/esms-analytics sync --lake data/lake --from YYYY-MM-DD --to YYYY-MM-DD",
         file=sys.stdout,
     )
-    return DemoResult(report, bundle)
