@@ -237,7 +237,7 @@ CELLS: dict[str, list[tuple[str, str]]] = {
             'pretty(lake.filter(pl.col("sms_type").is_in([1, 2])).group_by("encoding", '
             '"segments").agg(\n'
             "    messages=pl.len(),\n"
-            '    mean_length=pl.col("length").mean().round(0),\n'
+            '    mean_length=pl.col("length").mean().round(0).cast(pl.Int64),\n'
             '    mean_price_vnd=pl.col("sell_price").mean(),\n'
             ').sort("encoding", "segments").collect())',
         ),
