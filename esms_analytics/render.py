@@ -33,7 +33,6 @@ import polars as pl
 from esms_analytics.errors import ConfigError
 
 TableFormat = Literal["table", "csv", "json"]
-OutputFormat = Literal["table", "csv", "json", "xlsx"]
 ColumnKind = Literal["text", "day", "count", "share", "interval", "vnd", "number", "flag", "time"]
 
 #: Columns holding shares in [0, 1], shown to people as percentages.
@@ -61,6 +60,8 @@ _NUMERIC_KINDS: Final = frozenset(("count", "share", "interval", "vnd", "number"
 #: What a terminal table says when it leaves rows or columns out.
 MORE_HINT: Final = "--format csv for all"
 _GAP: Final = "  "
+#: The label of a totals row, as the reports write it (render formats any frame, imports no report).
+TOTAL_LABEL: Final = "(total)"
 
 
 def column_kind(name: str, dtype: pl.DataType) -> ColumnKind:
@@ -206,9 +207,10 @@ def terminal_width() -> int:
 def format_table(table: pl.DataFrame, *, rows: int = 40, width: int | None = None) -> str:
     """Format a table for people, as wide as the terminal at most.
 
-    Columns that do not fit are left out from the end of the reading order
-    (timestamps first) and named; rows past ``rows`` are counted. Both lines
-    say how to get everything.
+    When the terminal is narrow, columns are kept by rank (the key, the first
+    count, rate and VND, then the rest, timestamps last) and the others are
+    named; rows past ``rows`` are counted, a ``(total)`` row is always shown.
+    Both notes say how to get everything.
 
     >>> print(format_table(pl.DataFrame({"campaign": ["Tết"], "messages": [1234],
     ...                                  "delivery_rate": [0.9444], "cost_vnd": [980400.0]})))
@@ -216,7 +218,10 @@ def format_table(table: pl.DataFrame, *, rows: int = 40, width: int | None = Non
     Tết          1,234         94.4 %  980,400
     """
     width = terminal_width() if width is None else width
-    columns = [_head(column, rows) for column in display_columns(table)]
+    picked = list(range(min(rows, table.height)))
+    if table.height > rows and table.width and table[-1, 0] == TOTAL_LABEL:
+        picked[-1] = table.height - 1  # the total row is the one a reader looks for
+    columns = [_head(column, picked) for column in display_columns(table)]
     if columns and sum(_width(column) + len(_GAP) for column in columns) > width:
         # Long names give way first, so that counts and rates fit beside them.
         columns[0] = _clipped(columns[0], max(16, width // 3))
@@ -230,11 +235,11 @@ def format_table(table: pl.DataFrame, *, rows: int = 40, width: int | None = Non
         used += needed
     shown = [column for index, column in enumerate(columns) if index in kept]
     lines = [_GAP.join(_aligned(column, column.header) for column in shown).rstrip()]
-    for index in range(min(rows, table.height)):
+    for index in range(len(picked)):
         lines.append(_GAP.join(_aligned(column, column.cells[index]) for column in shown).rstrip())
     notes = []
-    if table.height > rows:
-        notes.append(f"{table.height - rows:,} more rows: {MORE_HINT}")
+    if table.height > len(picked):
+        notes.append(f"{table.height - len(picked):,} more rows: {MORE_HINT}")
     left_out = [column.header for index, column in enumerate(columns) if index not in kept]
     if left_out:
         notes.append(f"not shown for width: {', '.join(left_out)} ({MORE_HINT})")
@@ -260,8 +265,14 @@ def _keep_rank(columns: list[Column], index: int) -> tuple[int, int]:
     return (4 + _KIND_ORDER[column.kind], index)
 
 
-def _head(column: Column, rows: int) -> Column:
-    return Column(column.name, column.header, column.kind, column.cells[:rows], column.keys[:rows])
+def _head(column: Column, picked: Sequence[int]) -> Column:
+    return Column(
+        column.name,
+        column.header,
+        column.kind,
+        [column.cells[index] for index in picked],
+        [column.keys[index] for index in picked],
+    )
 
 
 def _clipped(column: Column, size: int) -> Column:
@@ -471,7 +482,7 @@ document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener
 
 
 def table_html(
-    frame: pl.DataFrame, *, total_label: str | None = "(total)", inline: bool = False
+    frame: pl.DataFrame, *, total_label: str | None = TOTAL_LABEL, inline: bool = False
 ) -> str:
     """Render every row of ``frame`` as a sortable HTML table in its own scrolling box.
 

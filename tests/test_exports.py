@@ -131,3 +131,17 @@ def test_csv_stays_plain_utf8_and_the_readme_says_how_to_open_it_in_excel(
     assert "Nhắc lịch hẹn" in out or "đ" in out
     assert "65001: Unicode (UTF-8)" in README
     assert "--format xlsx" in README
+
+
+def test_a_long_table_still_shows_its_total_row(
+    report_lake: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["report", "cost", "--lake", str(report_lake), "--by", "campaign,carrier", "--totals"]
+    code, out, _ = run(capsys, monkeypatch, 200, *argv)
+    assert code == 0
+    table = cost_breakdown(read_lake(report_lake), by=["campaign", "carrier"], totals=True)
+    assert table.height > 41
+    lines = out.splitlines()
+    assert lines[40].startswith("(total)")
+    assert f"{round(table['cost_vnd'][-1]):,}" in lines[40]
+    assert f"{table.height - 40:,} more rows: --format csv for all" in out
