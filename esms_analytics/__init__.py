@@ -12,10 +12,10 @@ simulator in ``esms_analytics.simulator``; both load on first use, so after
 from __future__ import annotations
 
 import importlib
+import sys
 import types
+import typing
 
-from esms_analytics.client import EsmsClient, Page, RetryPolicy, Window
-from esms_analytics.decode import SCHEMA, decode_rows
 from esms_analytics.errors import (
     AnswerError,
     ApiError,
@@ -27,22 +27,48 @@ from esms_analytics.errors import (
     IncompleteWindowError,
     LakeError,
     LakeLockedError,
+    ServiceUnreachableError,
+    StoppedError,
     TransportError,
 )
-from esms_analytics.lake import LAKE_SCHEMA, LakeInfo, lake_info, read_lake
-from esms_analytics.reports import (
-    carrier_performance,
-    cost_breakdown,
-    delivery_by_campaign,
-    delivery_trend,
-    failure_hotspots,
-)
-from esms_analytics.store import LakeStore, open_store
-from esms_analytics.sync import SyncReport, WindowReport, sync
-from esms_analytics.windows import WindowResult, fetch_days, fetch_window
+
+if typing.TYPE_CHECKING:
+    from esms_analytics.client import EsmsClient, Page, RetryPolicy, Window
+    from esms_analytics.decode import SCHEMA, decode_rows
+    from esms_analytics.lake import LAKE_SCHEMA, LakeInfo, lake_info, read_lake
+    from esms_analytics.reports import (
+        carrier_performance,
+        cost_breakdown,
+        delivery_by_campaign,
+        delivery_trend,
+        failure_hotspots,
+    )
+    from esms_analytics.store import LakeStore, open_store
+    from esms_analytics.sync import SyncReport, WindowReport, sync
+    from esms_analytics.windows import WindowResult, fetch_days, fetch_window
 
 __version__ = "0.1.0"
 
+#: The module each public name lives in. Names load on first use (PEP 562), so importing
+#: the package, and the command line's --help, do not wait for Polars and PyArrow.
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(("EsmsClient", "Page", "RetryPolicy", "Window"), "client"),
+    **dict.fromkeys(("SCHEMA", "decode_rows"), "decode"),
+    **dict.fromkeys(("LAKE_SCHEMA", "LakeInfo", "lake_info", "read_lake"), "lake"),
+    **dict.fromkeys(
+        (
+            "carrier_performance",
+            "cost_breakdown",
+            "delivery_by_campaign",
+            "delivery_trend",
+            "failure_hotspots",
+        ),
+        "reports",
+    ),
+    **dict.fromkeys(("LakeStore", "open_store"), "store"),
+    **dict.fromkeys(("SyncReport", "WindowReport", "sync"), "sync"),
+    **dict.fromkeys(("WindowResult", "fetch_days", "fetch_window"), "windows"),
+}
 #: Submodules loaded on first attribute access: they pull in matplotlib or a server.
 _LAZY_MODULES = frozenset(("plots", "simulator"))
 
@@ -64,6 +90,8 @@ __all__ = [
     "LakeStore",
     "Page",
     "RetryPolicy",
+    "ServiceUnreachableError",
+    "StoppedError",
     "SyncReport",
     "TransportError",
     "Window",
@@ -84,12 +112,32 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> types.ModuleType:
-    # PEP 562: `esms_analytics.plots` imports the module the first time it is asked for.
+class _Package(types.ModuleType):
+    """The package module: a submodule named like a public name does not replace it."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Loading `esms_analytics.sync` makes the import system set the package's `sync` to
+        # the module; the public `sync` is the function, as `from esms_analytics import sync`
+        # promises, so keep the function.
+        if isinstance(value, types.ModuleType) and _HOMES.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> typing.Any:
+    # PEP 562: a public name, or `esms_analytics.plots`, is imported the first time it is used.
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+        module: types.ModuleType = importlib.import_module(f"{__name__}.{name}")
+        return module
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY_MODULES])
+    return sorted({*globals(), *_HOMES, *_LAZY_MODULES})

@@ -11,28 +11,45 @@ code  meaning
 2     bad arguments or configuration (including missing credentials)
 3     eSMS refused the ApiKey / SecretKey (CodeResult 101)
 4     eSMS or the network failed (after retries), or sent undecodable data
-5     lake problem: not a directory, not writable, corrupt file, locked, or
-      its object store refused (missing bucket, credentials, endpoint, down)
-130   interrupted (Ctrl-C)
+5     lake or disk problem: not a lake, not writable, disk full, corrupt file, locked,
+      or its object store refused (missing bucket, credentials, endpoint, down)
+70    internal error (a bug): run again with --debug and report the traceback
+130   interrupted (Ctrl-C, SIGINT)
+143   stopped by SIGTERM (cron, systemd, Kubernetes)
 ====  ==============================================================
 
-``--debug`` shows the traceback behind an error.
+``--debug`` shows the traceback behind an error and keeps the exit code.
+
+``sync`` and ``demo`` stop on the first Ctrl-C or SIGTERM: no request is sent
+after it, the partition writes under way finish (each is atomic), the lock is
+released, and the command says what was stored and how to resume. A second
+signal ends the process at once; every partition is still whole, because
+each one is written to a hidden temporary file and renamed into place.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
+import math
+import os
+import shlex
+import signal
+import socket
 import sys
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# Only light modules at the top: --help and argument errors answer before Polars loads.
 from esms_analytics import __version__
 from esms_analytics.arguments import sms_type_list, to_date
-from esms_analytics.client import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, EsmsClient
-from esms_analytics.codes import SMS_TYPES
+from esms_analytics.codes import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, SMS_TYPES
 from esms_analytics.errors import (
     AnswerError,
     ApiError,
@@ -45,13 +62,33 @@ from esms_analytics.errors import (
     TransportError,
 )
 
+if TYPE_CHECKING:
+    import polars as pl
+
+    from esms_analytics.client import EsmsClient
+    from esms_analytics.sync import SyncReport
+
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_SERVICE = 4
 EXIT_LAKE = 5
+EXIT_INTERNAL = 70
+#: Bounds that keep dates and thread pools sane (a day count past this overflows dates).
+MAX_SETTLE_DAYS = 366
+MAX_WORKERS = 64
+MAX_ATTEMPTS = 100
+MAX_DAYS = 3660
+#: A sync planning more days of windows than this asks before it starts (``--yes``).
+LARGE_SYNC_DAYS = 366
+LARGE_SYNC_WINDOWS = LARGE_SYNC_DAYS * len(SMS_TYPES)
+#: A sync whose rate limit makes it last longer than this is announced with a warning.
+LONG_SYNC_SECONDS = 3600
 EXIT_INTERRUPTED = 130
+#: Shells report death by signal N as 128 + N: 130 for SIGINT, 143 for SIGTERM.
+EXIT_SIGNAL_BASE = 128
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 REPORT_KINDS = ("delivery", "cost", "trend", "carriers", "hotspots", "html")
 TYPES_HELP = ", ".join(f"{code} {label}" for code, label in SMS_TYPES.items())
@@ -77,15 +114,37 @@ def _parse_day(text: str) -> date:
 
 
 def _parse_sms_type(text: str) -> int:
+    by_label: dict[str, int] = {label: code for code, label in SMS_TYPES.items()}
     try:
         code = int(text)
     except ValueError:
-        code = -1
+        code = by_label.get(text.strip().lower(), -1)
     if code not in SMS_TYPES:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an eSMS SmsType; use one of {TYPES_HELP}"
         )
     return code
+
+
+def _parse_lake(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is empty; give the lake's folder (an empty path would mean the current "
+            "folder)"
+        )
+    return text
+
+
+def _parse_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate: give requests per second, a finite number, 0 for no limit"
+        )
+    return value
 
 
 def _parse_positive(text: str) -> int:
@@ -114,9 +173,11 @@ def _add_lake_options(
     command.add_argument(
         "--lake",
         metavar="PATH|URL",
+        type=_parse_lake,
         required=default is None,
         default=default,
-        help=f"{what}: a directory, or s3://, gs://, az://, abfs:// or file:// URL",
+        help=f"{what}: a directory, or s3://, gs://, az://, abfs:// or file:// URL"
+        + (" (required)" if default is None else f" (default {default})"),
     )
     command.add_argument(
         "--storage-option",
@@ -125,12 +186,37 @@ def _add_lake_options(
         action="append",
         metavar="KEY=VALUE",
         help="object-store option on top of the cloud's environment (aws_region, "
-        "aws_endpoint_url, allow_http...), repeatable",
+        "aws_endpoint_url, allow_http...), repeatable (default none)",
     )
 
 
 def _storage_options(args: argparse.Namespace) -> dict[str, str] | None:
     return dict(args.storage_options) if args.storage_options else None
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """Make an argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
+    return value
 
 
 def build_parser() -> _Parser:
@@ -141,10 +227,12 @@ def build_parser() -> _Parser:
         f"from {ENV_API_KEY} and {ENV_SECRET_KEY}; the service URL from --base-url or "
         f"{ENV_BASE_URL}.",
         epilog="Exit codes: 0 ok; 1 sync incomplete; 2 bad arguments or configuration; "
-        "3 credentials refused; 4 service or network failure; 5 lake problem; 130 interrupted.",
+        "3 credentials refused; 4 service or network failure (unreachable, retries spent); "
+        "5 lake or disk problem; 70 internal error (a bug); 130 Ctrl-C; 143 SIGTERM. "
+        "--debug shows a traceback and keeps the code.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="log everything, show tracebacks")
+    _add_debug_option(parser, default=False)
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -160,7 +248,20 @@ def build_parser() -> _Parser:
         "simulate": _add_simulate_command(commands),
         "demo": _add_demo_command(commands),
     }
+    for command in parser.commands.values():
+        _add_debug_option(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_debug_option(command: argparse.ArgumentParser, *, default: object) -> None:
+    # On a command, SUPPRESS keeps an absent --debug from undoing one given before it.
+    command.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="log every request and show the traceback behind an error; the exit code "
+        "stays the documented one (default off)",
+    )
 
 
 def _add_range_options(command: argparse.ArgumentParser, *, required: bool) -> None:
@@ -170,7 +271,8 @@ def _add_range_options(command: argparse.ArgumentParser, *, required: bool) -> N
         type=_parse_day,
         required=required,
         metavar="YYYY-MM-DD",
-        help="first creation day (Vietnam time)",
+        help="first creation day, Vietnam time"
+        + (" (required)" if required else " (default: the first day stored)"),
     )
     command.add_argument(
         "--to",
@@ -178,7 +280,8 @@ def _add_range_options(command: argparse.ArgumentParser, *, required: bool) -> N
         type=_parse_day,
         required=required,
         metavar="YYYY-MM-DD",
-        help="last creation day, inclusive",
+        help="last creation day, inclusive; a day after today in Vietnam becomes today, with a "
+        "warning" + (" (required)" if required else " (default: the last day stored)"),
     )
     command.add_argument(
         "--sms-type",
@@ -186,18 +289,20 @@ def _add_range_options(command: argparse.ArgumentParser, *, required: bool) -> N
         type=_parse_sms_type,
         action="append",
         metavar="N",
-        help=f"message type, repeatable; default every type ({TYPES_HELP})",
+        help=f"message type by number or name, repeatable ({TYPES_HELP}; default every type)",
     )
 
 
 def _add_service_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--base-url", metavar="URL", help=f"service URL (default ${ENV_BASE_URL} or eSMS)"
+        "--base-url",
+        metavar="URL",
+        help=f"service URL (default ${ENV_BASE_URL}, else eSMS's own)",
     )
     command.add_argument(
         "--max-attempts",
         metavar="N",
-        type=_parse_positive,
+        type=_whole_number(1, MAX_ATTEMPTS),
         default=6,
         help="attempts per request before a window fails (default 6)",
     )
@@ -216,36 +321,47 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
     sync.add_argument(
         "--workers",
         metavar="N",
-        type=_parse_positive,
+        type=_whole_number(1, MAX_WORKERS),
         default=4,
         help="windows in parallel (default 4)",
     )
     sync.add_argument(
         "--settle-days",
         metavar="DAYS",
-        type=_parse_not_negative,
+        type=_whole_number(0, MAX_SETTLE_DAYS),
         default=3,
         help="days after a day ends before it counts as final (default 3)",
     )
     sync.add_argument(
         "--rate-limit",
         metavar="RPS",
-        type=float,
+        type=_parse_rate,
         default=10.0,
         help="requests per second at most, 0 for no limit (default 10)",
     )
     sync.add_argument(
         "--refresh",
         action="store_true",
-        help="fetch settled windows again (repairs a corrupt partition)",
+        help="fetch settled windows again, to repair a corrupt partition (default off)",
+    )
+    sync.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"go ahead with a sync of more than a year of windows ({LARGE_SYNC_WINDOWS:,}: "
+        f"{LARGE_SYNC_DAYS} days x {len(SMS_TYPES)} types) without asking; without it such a "
+        "sync asks on a terminal and is refused elsewhere (default off)",
+    )
+    sync.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no plan line and no progress bar, for cron (default off)",
     )
     sync.add_argument(
         "--allow-shrink",
         action="store_true",
         help="store a re-fetch holding under half the rows stored, or none (else the window "
-        "fails and its partition is kept)",
+        "fails and its partition is kept; default off)",
     )
-    sync.add_argument("--quiet", action="store_true", help="no progress bar (for cron)")
     return sync
 
 
@@ -257,10 +373,14 @@ def _add_fetch_command(commands: argparse._SubParsersAction[_Parser]) -> argpars
     )
     _add_range_options(fetch, required=True)
     fetch.add_argument(
-        "--output", type=Path, required=True, help="FILE.parquet|.csv|.json to write"
+        "--output",
+        type=Path,
+        metavar="FILE",
+        required=True,
+        help="FILE.parquet, .csv or .json to write, checked before fetching (required)",
     )
     _add_service_options(fetch)
-    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar (default off)")
     return fetch
 
 
@@ -271,8 +391,13 @@ def _add_lake_commands(
     actions = lake.add_subparsers(
         dest="lake_command", required=True, metavar="ACTION", parser_class=_Parser
     )
-    info = actions.add_parser("info", help="days, rows, freshness, unsettled and missing days")
-    _add_lake_options(info, what="the lake")
+    info = actions.add_parser(
+        "info",
+        help="days, rows, freshness, unsettled and missing days",
+        description="Summarise a lake; exit 5 when a partition is corrupt or missing, so "
+        "monitoring can watch it.",
+    )
+    _add_lake_options(info, what="the lake, holding sms/ and _manifest.json")
     return lake, info
 
 
@@ -283,22 +408,23 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         description="Compute a report over the lake. csv and json carry exactly the report's "
         "columns; table is for people. 'html' writes every report with plots to --output.",
     )
-    report.add_argument("kind", choices=REPORT_KINDS)
-    _add_lake_options(report, what="the lake")
+    report.add_argument("kind", choices=REPORT_KINDS, help="which report (required)")
+    _add_lake_options(report, what="the lake, holding sms/ and _manifest.json")
     _add_range_options(report, required=False)
     report.add_argument(
         "--campaign",
         dest="campaigns",
         action="append",
         metavar="NAME",
-        help="only this campaign, repeatable",
+        help="only this campaign, repeatable (default every campaign)",
     )
     report.add_argument(
         "--by",
         action="append",
         metavar="DIM",
         help="cost: campaign, sms_type, carrier, date or month (repeatable or "
-        "comma-separated); trend: carrier, sms_type or campaign",
+        "comma-separated; default campaign); trend: carrier, sms_type or campaign "
+        "(default none)",
     )
     report.add_argument(
         "--every", choices=("1d", "1w", "1mo"), default="1d", help="trend period (default 1d)"
@@ -310,7 +436,9 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         default=100,
         help="hotspots: smallest campaign x carrier volume (default 100)",
     )
-    report.add_argument("--totals", action="store_true", help="cost: append a total row")
+    report.add_argument(
+        "--totals", action="store_true", help="cost: append a total row (default off)"
+    )
     report.add_argument(
         "--format",
         choices=("table", "csv", "json", "xlsx"),
@@ -322,7 +450,7 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         "--plot",
         type=Path,
         metavar="FILE",
-        help="also save the plot: .png, .svg or .pdf, by the name's extension",
+        help="also save the plot: .png, .svg or .pdf, by the name's extension (default no plot)",
     )
     report.add_argument(
         "--output",
@@ -342,14 +470,28 @@ def _add_simulate_command(commands: argparse._SubParsersAction[_Parser]) -> argp
         description="Serve GetSmsSentData_V2 from a seeded history until Ctrl-C.",
     )
     simulate.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address of this machine to listen on; 0.0.0.0 for every interface "
+        "(default 127.0.0.1)",
     )
-    simulate.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     simulate.add_argument(
-        "--seed", type=int, default=7, help="seed of the generated history (default 7)"
+        "--port",
+        type=_whole_number(0, 65535),
+        default=8765,
+        help="TCP port to listen on, 0 for any free one (default 8765)",
     )
     simulate.add_argument(
-        "--days", type=_parse_not_negative, default=90, help="days of history (default 90)"
+        "--seed",
+        type=int,
+        default=7,
+        help="seed of the generated history: the same seed, the same rows (default 7)",
+    )
+    simulate.add_argument(
+        "--days",
+        type=_whole_number(0, MAX_DAYS),
+        default=90,
+        help="days of history before today (default 90)",
     )
     simulate.add_argument(
         "--daily-volume",
@@ -358,7 +500,7 @@ def _add_simulate_command(commands: argparse._SubParsersAction[_Parser]) -> argp
         help="average rows a day over all types (default 300)",
     )
     simulate.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added per request (default 0)"
+        "--latency", type=_seconds, default=0.0, help="seconds added per request (default 0)"
     )
     simulate.add_argument(
         "--fault",
@@ -367,7 +509,7 @@ def _add_simulate_command(commands: argparse._SubParsersAction[_Parser]) -> argp
         metavar="KIND=P",
         help="fail requests with probability P; KIND is one of http500, "
         "http503, http429, slow, drop, truncate, malformed, code99, code160 "
-        "or code:NNN (repeatable)",
+        "or code:NNN (repeatable; default no faults)",
     )
     simulate.add_argument(
         "--arrivals",
@@ -385,7 +527,11 @@ def _add_demo_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         description="Sync ~90 days of every type from the embedded "
         "simulator, print the reports, write plots and an HTML page.",
     )
-    _add_lake_options(demo, what="the lake (default data/lake)", default="data/lake")
+    _add_lake_options(
+        demo,
+        what="the lake for simulated data; a lake of real data is refused",
+        default="data/lake",
+    )
     demo.add_argument(
         "--reports",
         type=Path,
@@ -394,7 +540,10 @@ def _add_demo_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         help="where the plots and the HTML page go (default data/reports)",
     )
     demo.add_argument(
-        "--days", type=_parse_positive, default=90, help="days of history (default 90)"
+        "--days",
+        type=_whole_number(1, MAX_DAYS),
+        default=90,
+        help="days to sync, ending today (default 90)",
     )
     demo.add_argument(
         "--daily-volume",
@@ -402,14 +551,73 @@ def _add_demo_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         default=2500,
         help="average rows a day over all types (default 2500)",
     )
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar (default off)")
     return demo
 
 
+class _Signals:
+    """The stop signals received while a command ran; the first one sets ``stop``."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.received: list[int] = []
+
+    def handle(self, signum: int, frame: object) -> None:
+        """Stop on the first signal; leave at once on the second."""
+        if self.received:
+            # Every partition is whole even now: each is renamed into place when complete.
+            os.write(2, b"stopped at once; every partition is whole (temporary files are hidden)\n")
+            os._exit(EXIT_SIGNAL_BASE + self.received[0])
+        self.received.append(signum)
+        self.stop.set()
+        # os.write, not print: a handler may run while the main thread is inside print().
+        os.write(
+            2,
+            f"\n{signal.Signals(signum).name}: stopping; no new requests, finishing the writes "
+            "under way (send it again to quit at once)\n".encode(),
+        )
+
+    @property
+    def exit_code(self) -> int | None:
+        """128 + the first signal's number, or None if none came."""
+        return EXIT_SIGNAL_BASE + self.received[0] if self.received else None
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stop: threading.Event) -> Iterator[_Signals]:
+    """Turn Ctrl-C and SIGTERM into ``stop.set()`` while the block runs."""
+    signals = _Signals(stop)
+    if threading.current_thread() is not threading.main_thread():
+        yield signals  # only the main thread may install handlers; stay with Python's
+        return
+    previous = {signum: signal.signal(signum, signals.handle) for signum in STOP_SIGNALS}
+    try:
+        yield signals
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    With ``argv`` None (the ``esms-analytics`` command itself), a stopped
+    command ends the process without waiting for requests still on the
+    network: they were abandoned, and nothing they bring can be written.
+    """
+    code = _main(argv)
+    if argv is None and code != EXIT_OK and threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    args.command_line = shlex.join(["esms-analytics", *words])
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -429,10 +637,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except EsmsError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return _exit_code(exc)
+        return _fail(args, str(exc), _exit_code(exc))
+    except OSError as exc:
+        # What the library did not translate: a file or the disk failed under us.
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(args, f"{exc.strerror or exc}{where}", EXIT_LAKE)
+    except Exception as exc:
+        return _fail(
+            args,
+            f"unexpected {type(exc).__name__}: {exc}; this is a bug: run again with --debug "
+            "and report the traceback",
+            EXIT_INTERNAL,
+        )
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """Print one ``error:`` line (after the traceback with --debug); return ``code``."""
+    if args.debug:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr)
+    return code
 
 
 def _exit_code(exc: EsmsError) -> int:
@@ -447,8 +671,29 @@ def _exit_code(exc: EsmsError) -> int:
     return EXIT_USAGE
 
 
+def _writable_file(path: Path, option: str) -> Path:
+    """Check, before any work, that ``path`` can be written as a file; return it."""
+    import tempfile
+
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name inside it")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Only writing shows that writing works (permissions, read-only mounts, root).
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {path}: cannot write in {path.parent} ({exc.strerror}); choose another place"
+        ) from None
+    return path
+
+
 def _client(args: argparse.Namespace, **options: Any) -> EsmsClient:
-    from esms_analytics.client import RetryPolicy
+    from esms_analytics.client import EsmsClient, RetryPolicy
 
     return EsmsClient(
         base_url=args.base_url, retry=RetryPolicy(max_attempts=args.max_attempts), **options
@@ -456,9 +701,39 @@ def _client(args: argparse.Namespace, **options: Any) -> EsmsClient:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from esms_analytics.sync import sync
+    from esms_analytics.sync import plan_sync, sync
 
-    with _client(args, rate_limit=args.rate_limit or None) as client:
+    _clamp_to_today(args)
+    plan = plan_sync(
+        args.lake,
+        args.start,
+        args.end,
+        sms_types=args.sms_types,
+        refresh=args.refresh,
+        storage_options=_storage_options(args),
+    )
+    rate = args.rate_limit or None
+    seconds = plan.seconds(rate)
+    if not args.quiet:
+        pace = f"at {rate:g} requests/s" if rate else "with no rate limit"
+        took = f"about {_duration(seconds)} {pace}" if seconds is not None else pace
+        print(
+            f"sync {args.start}..{args.end}: {plan.windows:,} windows, {plan.to_fetch:,} to "
+            f"fetch: at least {plan.to_fetch:,} requests, {took}",
+            file=sys.stderr,
+        )
+    if seconds is not None and seconds > LONG_SYNC_SECONDS:
+        print(
+            f"warning: at --rate-limit {rate:g} the {plan.to_fetch:,} requests take at least "
+            f"{_duration(seconds)}",
+            file=sys.stderr,
+        )
+    if plan.to_fetch > LARGE_SYNC_WINDOWS and not args.yes:
+        _confirm_large_sync(plan.to_fetch)
+    with (
+        _client(args, rate_limit=args.rate_limit or None) as client,
+        _stopping_on_signals(client.stop) as signals,
+    ):
         report = sync(
             args.lake,
             args.start,
@@ -473,7 +748,60 @@ def _sync(args: argparse.Namespace) -> int:
             allow_shrink=args.allow_shrink,
         )
     print(report.summary())
+    if signals.exit_code is not None:
+        _say_how_to_resume(report, args.command_line)
+        return signals.exit_code
     return EXIT_OK if report.complete else EXIT_INCOMPLETE
+
+
+def _clamp_to_today(args: argparse.Namespace) -> None:
+    """Turn a --to after today in Vietnam into today, with a warning (cron clocks run ahead)."""
+    from datetime import datetime
+
+    from esms_analytics.codes import VN_TZ
+
+    today = datetime.now(VN_TZ).date()
+    if args.start > today:
+        raise ConfigError(
+            f"--from {args.start} is after today in Vietnam ({today}): no message can have "
+            "been created then"
+        )
+    if args.end > today:
+        print(
+            f"warning: --to {args.end} is after today in Vietnam ({today}); using --to {today}",
+            file=sys.stderr,
+        )
+        args.end = today
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _confirm_large_sync(windows: int) -> None:
+    """Ask on a terminal before a sync of more than a year of windows; refuse elsewhere."""
+    question = (
+        f"this sync would fetch {windows:,} windows, more than a year of every type "
+        f"({LARGE_SYNC_WINDOWS:,})"
+    )
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{question}; add --yes to go ahead, or narrow --from/--to")
+    answer = input(f"{question}; go ahead? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise ConfigError(f"{question}; not confirmed, nothing was fetched")
+
+
+def _say_how_to_resume(report: SyncReport, command_line: str) -> None:
+    print(
+        f"stopped: {report.count('fetched')} windows stored by this run, "
+        f"{report.count('stopped')} not fetched; run the same command again to resume "
+        f"(stored and settled windows are not fetched again): {command_line}",
+        file=sys.stderr,
+    )
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -482,6 +810,8 @@ def _fetch(args: argparse.Namespace) -> int:
     suffix = args.output.suffix.lower()
     if suffix not in (".parquet", ".csv", ".json"):
         raise ConfigError(f"--output {args.output} must end in .parquet, .csv or .json")
+    _writable_file(args.output, "--output")
+    _clamp_to_today(args)
     with _client(args) as client:
         frame = fetch_days(
             client,
@@ -490,21 +820,44 @@ def _fetch(args: argparse.Namespace) -> int:
             sms_types=sms_type_list(args.sms_types),
             progress=not args.quiet,
         )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        frame.write_parquet(args.output)
-    elif suffix == ".csv":
-        frame.write_csv(args.output)
-    else:
-        frame.write_json(args.output)
+    _write_frame(frame, args.output)
     print(f"{frame.height:,} rows written to {args.output}")
     return EXIT_OK
+
+
+def _write_frame(frame: pl.DataFrame, path: Path) -> None:
+    """Write ``frame`` by the file's suffix; a failure is an OSError naming the file."""
+    import polars as pl
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            frame.write_parquet(path)
+        elif suffix == ".csv":
+            frame.write_csv(path)
+        else:
+            frame.write_json(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        if path.is_file():
+            path.unlink()  # no half-written file under the name asked for
+        raise OSError(
+            errno.EIO, f"cannot write the {frame.height:,} fetched rows ({exc})", str(path)
+        ) from exc
 
 
 def _lake_info(args: argparse.Namespace) -> int:
     from esms_analytics.lake import lake_info
 
-    print(lake_info(args.lake, storage_options=_storage_options(args)).summary())
+    info = lake_info(args.lake, storage_options=_storage_options(args))
+    print(info.summary())
+    problems = info.windows.filter(info.windows["status"] != "ok").height
+    if problems:
+        print(
+            f"error: {problems} partitions of {args.lake} are corrupt or missing; repair "
+            "each with the `sync --refresh` line above",
+            file=sys.stderr,
+        )
+        return EXIT_LAKE
     return EXIT_OK
 
 
@@ -514,6 +867,10 @@ def _report(args: argparse.Namespace) -> int:
     from esms_analytics.lake import read_lake
     from esms_analytics.render import write_table
 
+    if args.start is not None and args.end is not None and args.end < args.start:
+        raise ConfigError(
+            f"the range ends ({args.end}) before it starts ({args.start}); swap --from and --to"
+        )
     selection = Selection(
         args.start,
         args.end,
@@ -537,13 +894,16 @@ def _report(args: argparse.Namespace) -> int:
         table = kind.compute(frame, by=by or "campaign", totals=args.totals, **filters)
     elif args.kind == "trend":
         if len(by) > 1:
-            raise ConfigError("trend takes one --by dimension: carrier, sms_type or campaign")
+            raise ConfigError(
+                f"trend takes one --by dimension (carrier, sms_type or campaign), "
+                f"got {', '.join(by)}"
+            )
         table = kind.compute(frame, every=args.every, by=by[0] if by else None, **filters)
     elif args.kind == "hotspots":
         table = kind.compute(frame, min_messages=args.min_messages, **filters)
     else:
         if by:
-            raise ConfigError(f"--by does not apply to the {args.kind} report")
+            raise ConfigError(f"--by {','.join(by)} does not apply to the {args.kind} report")
         table = kind.compute(frame, **filters)
     if workbook is not None:
         render.write_workbook({args.kind: table}, workbook)
@@ -602,6 +962,7 @@ def _report_html(args: argparse.Namespace, selection: Any) -> int:
 
     Every filter applies; an empty selection is an error, not an empty page.
     """
+    from esms_analytics import render
     from esms_analytics.bundle import write_report, write_workbook
     from esms_analytics.lake import read_lake
 
@@ -613,6 +974,7 @@ def _report_html(args: argparse.Namespace, selection: Any) -> int:
         )
     suffix = ".xlsx" if args.format == "xlsx" else ".html"
     output = args.output or _default_report_path(args.lake).with_suffix(suffix)
+    render.check_output(output, (suffix,))
     # No dates here: the page compares the selection with the period before it.
     frame = read_lake(args.lake, sms_types=args.sms_types, storage_options=_storage_options(args))
     if args.format == "xlsx":
@@ -644,9 +1006,7 @@ def _simulate(args: argparse.Namespace) -> int:
             faults=faults,
         )
     except OSError as exc:
-        raise ConfigError(
-            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
-        ) from None
+        raise ConfigError(_listen_problem(args.host, args.port, exc)) from None
     print(
         f"eSMS simulator serving {simulator.base_url}\n"
         f"  export {ENV_BASE_URL}={simulator.base_url}\n"
@@ -658,17 +1018,38 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _listen_problem(host: str, port: int, exc: OSError) -> str:
+    """Say why the simulator cannot listen on ``host:port``, blaming the right option."""
+    if isinstance(exc, socket.gaierror):
+        return f"--host {host} is not an address or a host name that resolves ({exc.strerror})"
+    if exc.errno == errno.EADDRINUSE:
+        return f"--port {port} is in use on {host}; choose another --port, or 0 for any free one"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"--host {host} is not an address of this machine; use 127.0.0.1 (this machine "
+            "only) or 0.0.0.0 (every interface)"
+        )
+    if exc.errno == errno.EACCES:
+        return f"--port {port} needs privileges on this machine; choose one from 1024 up"
+    return f"cannot listen on {host}:{port}: {exc.strerror}"
+
+
 def _demo(args: argparse.Namespace) -> int:
     from esms_analytics.demo import run_demo
 
-    result = run_demo(
-        lake=args.lake,
-        storage_options=_storage_options(args),
-        reports_dir=args.reports,
-        days=args.days,
-        daily_volume=args.daily_volume,
-        progress=not args.quiet,
-    )
+    with _stopping_on_signals(threading.Event()) as signals:
+        result = run_demo(
+            lake=args.lake,
+            storage_options=_storage_options(args),
+            reports_dir=args.reports,
+            days=args.days,
+            daily_volume=args.daily_volume,
+            progress=not args.quiet,
+            stop=signals.stop,
+        )
+    if signals.exit_code is not None:
+        _say_how_to_resume(result.sync, args.command_line)
+        return signals.exit_code
     return EXIT_OK if result.sync.complete else EXIT_INCOMPLETE
 
 

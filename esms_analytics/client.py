@@ -30,6 +30,8 @@ import logging
 import math
 import os
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,13 +48,15 @@ from urllib3.exceptions import HTTPError, LocationParseError, ReadTimeoutError
 from urllib3.util import parse_url
 
 from esms_analytics.arguments import check_sms_type
-from esms_analytics.codes import VN_TZ
+from esms_analytics.codes import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, VN_TZ
 from esms_analytics.errors import (
     AnswerError,
     ApiError,
     AuthError,
     ConfigError,
     EsmsError,
+    ServiceUnreachableError,
+    StoppedError,
     TransportError,
 )
 from esms_analytics.wire import (
@@ -69,9 +73,6 @@ from esms_analytics.wire import (
 logger = logging.getLogger("esms_analytics")
 
 DEFAULT_BASE_URL: Final = "https://rest.esms.vn/MainService.svc/json"
-ENV_API_KEY: Final = "ESMS_API_KEY"
-ENV_SECRET_KEY: Final = "ESMS_SECRET_KEY"
-ENV_BASE_URL: Final = "ESMS_BASE_URL"
 
 #: HTTP statuses worth another attempt: rate limiting and server-side faults.
 RETRY_STATUS: Final = frozenset((429, *range(500, 600)))
@@ -108,6 +109,8 @@ MAX_PAGES_PER_WINDOW: Final = 10_000
 DEFAULT_PAGES_AHEAD: Final = 4
 #: A server's value quoted in a message is cut to this many characters.
 MAX_QUOTED_CHARS: Final = 200
+#: The simulator marks its answers with this header, so its rows never enter a real lake.
+SIMULATOR_HEADER: Final = "X-Esms-Simulator"
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,8 @@ class _Retryable:
     retry_after: float | None = None
     #: The CodeResult, when the service itself asked for a retry (99, 160).
     code: str | None = None
+    #: Why nothing answered at all (refused, DNS), when that was the failure.
+    unreachable: str | None = None
 
 
 class EsmsClient:
@@ -318,8 +323,13 @@ class EsmsClient:
         Attempts and backoff for transient faults.
     rate_limit : float or None
         Requests per second across every thread using this client.
-    sleep : callable
-        How to wait between attempts (tests pass a recorder).
+    sleep : callable, optional
+        How to wait between attempts (tests pass a recorder); by default a wait
+        that ``stop`` cuts short.
+    stop : threading.Event, optional
+        Set it (from a signal handler or another thread) and the client sends no
+        further request: every call raises :class:`StoppedError` instead.
+        :meth:`close` sets it too. Default: a new event, ``client.stop``.
     """
 
     def __init__(
@@ -333,7 +343,8 @@ class EsmsClient:
         retry: RetryPolicy | None = None,
         rate_limit: float | None = 10.0,
         allow_insecure_http: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ):
         api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         secret_key = secret_key if secret_key is not None else os.environ.get(ENV_SECRET_KEY)
@@ -364,8 +375,9 @@ class EsmsClient:
         self.timeout = timeout
         self.deadline = deadline
         self.retry = retry or RetryPolicy()
-        self.rate_limiter = RateLimiter(rate_limit, sleep=sleep)
-        self._sleep = sleep
+        self.stop = stop if stop is not None else threading.Event()
+        self._sleep = sleep if sleep is not None else self._wait
+        self.rate_limiter = RateLimiter(rate_limit, sleep=self._sleep)
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json"})
         # Enough pooled connections for a sync's window and page threads.
@@ -373,6 +385,8 @@ class EsmsClient:
         self._session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
         self.requests_made = 0
         self._count_lock = threading.Lock()
+        #: True once an answer came from the esms-analytics simulator, not eSMS.
+        self.simulated = False
 
     def __repr__(self) -> str:
         return f"EsmsClient(base_url={self.base_url!r}, api_key='***', secret_key='***')"
@@ -384,8 +398,17 @@ class EsmsClient:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP session and its connections."""
+        """Stop sending requests and close the HTTP session and its connections."""
+        self.stop.set()
         self._session.close()
+
+    def _wait(self, seconds: float) -> None:
+        # Waiting on the stop event rather than sleeping lets Ctrl-C end a backoff at once.
+        self.stop.wait(seconds)
+
+    def _check_stop(self, request: _Request) -> None:
+        if self.stop.is_set():
+            raise StoppedError(f"{request} was not sent: the client was asked to stop")
 
     # -- one request --------------------------------------------------------
 
@@ -419,14 +442,17 @@ class EsmsClient:
         request = _Request(window, sms_type, page, page_size)
         attempts = self.retry.max_attempts
         for attempt in range(1, attempts + 1):
+            self._check_stop(request)
             self.rate_limiter.acquire()
+            self._check_stop(request)
             outcome = self._attempt(body, request)
             if isinstance(outcome, Envelope):
                 return self._page_from(outcome, request, attempt)
             if attempt == attempts:
                 raise self._gave_up(outcome, request, attempts)
             wait = self.retry.delay(attempt, outcome.retry_after)
-            logger.warning(
+            # A retry is not a failure: the window's outcome is reported once, by the caller.
+            logger.info(
                 "%s: %s; retrying in %.2fs%s (attempt %d of %d)",
                 request,
                 self.redact(outcome.problem),
@@ -448,6 +474,8 @@ class EsmsClient:
         )
 
     def _gave_up(self, outcome: _Retryable, request: _Request, attempts: int) -> EsmsError:
+        if outcome.unreachable is not None:
+            return self._unreachable(outcome.unreachable, request, attempts)
         message = self.redact(
             f"{request} failed after {attempts} attempts: {outcome.problem} "
             f"(base URL {self.base_url}); check the network and the service, then run again"
@@ -474,9 +502,18 @@ class EsmsClient:
             )
         except requests.Timeout:
             return _Retryable(f"no response within {self.timeout:g}s")
+        except requests.exceptions.SSLError as exc:
+            # A handshake that failed once fails the same way every time: no retry.
+            cause = _tls_cause(exc, self.url, self.timeout)
+            raise self._unreachable(cause, request, 1) from exc
         except requests.RequestException as exc:
             # The exception text may quote the URL but never the body; still redact.
-            return _Retryable(f"connection failed ({type(exc).__name__})")
+            return _Retryable(
+                f"connection failed ({type(exc).__name__})",
+                unreachable=_unreachable_cause(exc, self.url),
+            )
+        if response.headers.get(SIMULATOR_HEADER):
+            self.simulated = True
         with response:
             content = self._content(response, request, started)
         if isinstance(content, _Retryable):
@@ -558,6 +595,19 @@ class EsmsClient:
                 "the ApiKey and SecretKey; set base_url to the service's own address "
                 "(it ends in /MainService.svc/json)"
             ),
+            **request.facts(),
+        )
+
+    def _unreachable(self, cause: str, request: _Request, attempts: int) -> EsmsError:
+        tries = f"{attempts} attempts" if attempts > 1 else "1 attempt"
+        return ServiceUnreachableError(
+            self.redact(
+                f"cannot reach {self.url}: {cause} ({tries}); check --base-url or "
+                f"{ENV_BASE_URL} and that the service is running"
+            ),
+            url=self.url,
+            cause=cause,
+            attempts=attempts,
             **request.facts(),
         )
 
@@ -691,6 +741,56 @@ def _in_order(
 def page_limit(first_count: int, page_size: int) -> int:
     """Pages one walk may take: twice what the window had when it began, and then some."""
     return 2 * math.ceil(first_count / page_size) + 5
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """Yield the exception and everything behind it: causes, contexts, urllib3 reasons."""
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is old for old in seen):
+            continue
+        seen.append(item)
+        yield item
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+
+
+def _address(url: str) -> tuple[str, int]:
+    parts = parse_url(url)
+    return parts.host or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _unreachable_cause(exc: BaseException, url: str) -> str | None:
+    """Say in words why nothing answered at ``url``, or None if something did."""
+    host, port = _address(url)
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError):
+            return f"nothing listens on {host}:{port} (connection refused)"
+        if isinstance(cause, socket.gaierror):
+            return f"the host name {host} does not resolve (DNS lookup failed: {cause.strerror})"
+    return None
+
+
+def _tls_cause(exc: BaseException, url: str, timeout: float) -> str:
+    """Say in words why the TLS handshake with ``url`` failed."""
+    host, port = _address(url)
+    reason = next(
+        (str(cause) for cause in _causes(exc) if isinstance(cause, ssl.SSLError)), str(exc)
+    )
+    if "WRONG_VERSION_NUMBER" in reason.upper() and _speaks_plain_http(host, port, timeout):
+        return f"the server at {host}:{port} speaks plain HTTP, not HTTPS (use http://)"
+    return f"the TLS handshake with {host}:{port} failed ({reason})"
+
+
+def _speaks_plain_http(host: str, port: int, timeout: float) -> bool:
+    # A non-TLS answer to a TLS hello is most often plain HTTP; ask, to say only what is true.
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)) as probe:
+            probe.sendall(f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            return probe.recv(5) == b"HTTP/"
+    except OSError:
+        return False
 
 
 def _retry_after(header: str | None) -> float | None:

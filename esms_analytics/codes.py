@@ -16,6 +16,12 @@ TIME_ZONE: Final = "Asia/Ho_Chi_Minh"
 #: Vietnam local time: eSMS filters From/To in it and reports ``+0700`` offsets.
 VN_TZ: Final = ZoneInfo(TIME_ZONE)
 
+#: The environment variables holding the credentials and the service URL. They live here,
+#: not in the client, so the command line names them in --help without importing Polars.
+ENV_API_KEY: Final = "ESMS_API_KEY"
+ENV_SECRET_KEY: Final = "ESMS_SECRET_KEY"
+ENV_BASE_URL: Final = "ESMS_BASE_URL"
+
 SmsTypeLabel = Literal[
     "advertising",
     "customer_care",

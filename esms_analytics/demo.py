@@ -9,6 +9,7 @@ everything is. Running it again is incremental: settled days are skipped.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esms_analytics.bundle import Bundle, Selection, write_bundle
-from esms_analytics.lake import read_lake
+from esms_analytics.errors import ConfigError, LakeError
+from esms_analytics.lake import SOURCE_SIMULATOR, Manifest, open_lake, read_lake
 from esms_analytics.render import format_table
 from esms_analytics.simulator import Simulator
 from esms_analytics.sync import SyncReport, sync
@@ -31,7 +33,8 @@ class DemoResult:
     """What the demo did: the sync's report and the reports it wrote."""
 
     sync: SyncReport
-    bundle: Bundle
+    #: None when the sync was stopped: no reports are written then.
+    bundle: Bundle | None
 
 
 def run_demo(
@@ -42,12 +45,18 @@ def run_demo(
     daily_volume: int = 2500,
     progress: bool = True,
     storage_options: Mapping[str, str] | None = None,
+    stop: threading.Event | None = None,
 ) -> DemoResult:
-    """Run the demo, printing as it goes; the caller decides what the outcome means."""
+    """Run the demo, printing as it goes; the caller decides what the outcome means.
+
+    Setting ``stop`` stops the sync (see :func:`~esms_analytics.sync.sync`); the
+    demo then returns without writing reports.
+    """
+    _check_demo_lake(lake, storage_options)
     began = time.monotonic()
     with (
         Simulator(days=days, daily_volume=daily_volume) as simulator,
-        simulator.client(rate_limit=None) as client,
+        simulator.client(rate_limit=None, stop=stop) as client,
     ):
         today = simulator.today
         start = today - timedelta(days=days - 1)
@@ -64,6 +73,8 @@ def run_demo(
             storage_options=storage_options,
         )
     print(report.summary())
+    if report.stopped:
+        return DemoResult(report, None)
     # The page covers the last days against as many days before them, so the demo shows
     # the comparison a real report makes.
     page_days = max(1, min(30, days // 2))
@@ -106,4 +117,18 @@ def _print_next_steps(
         "  real account: export ESMS_API_KEY=... ESMS_SECRET_KEY=... then\n"
         "    .venv/bin/esms-analytics sync --lake data/lake --from YYYY-MM-DD --to YYYY-MM-DD",
         file=sys.stdout,
+    )
+
+
+def _check_demo_lake(lake: LakeLocation, storage_options: Mapping[str, str] | None) -> None:
+    """Refuse a lake the simulator did not make: simulated rows must not join real ones."""
+    try:
+        store = open_lake(lake, create=False, storage_options=storage_options)
+    except LakeError:
+        return  # no lake there yet; anything else wrong with it, the sync names
+    if Manifest(store).source == SOURCE_SIMULATOR:
+        return
+    raise ConfigError(
+        f"--lake {store.location} holds data the simulator did not make; the demo writes "
+        "simulated rows, so give it a folder of its own (or a new one)"
     )

@@ -7,6 +7,8 @@
     ├── ApiError                     eSMS answered with a CodeResult that is not a success
     │   └── AuthError                CodeResult 101: wrong ApiKey or SecretKey (never retried)
     ├── TransportError               the network, HTTP status or body failed on every attempt
+    │   └── ServiceUnreachableError  nothing answers at the URL: refused, DNS or TLS failure
+    ├── StoppedError                 the caller asked to stop (Ctrl-C, SIGTERM, client.stop)
     ├── AnswerError                  eSMS answered, but not what was asked (a lying count,
     │                                rows of another day or type)
     ├── IncompleteWindowError        a window kept changing while it was paged
@@ -110,6 +112,41 @@ class AnswerError(_RequestError):
     sms_type, window, page : int, str, int or None
         The request or window concerned.
     """
+
+
+class ServiceUnreachableError(TransportError):
+    """Nothing usable answers at the service URL: retrying the next window would not help.
+
+    Raised for a refused connection, a host name that does not resolve and a TLS
+    handshake that fails; not for an HTTP error status or a timeout, which a
+    live but busy service also produces.
+
+    Attributes
+    ----------
+    url : str
+        The URL that was asked.
+    cause : str
+        What went wrong, in words (``"nothing listens on 127.0.0.1:8765"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        cause: str,
+        attempts: int = 1,
+        sms_type: int | None = None,
+        window: str | None = None,
+        page: int | None = None,
+    ):
+        super().__init__(message, attempts=attempts, sms_type=sms_type, window=window, page=page)
+        self.url = url
+        self.cause = cause
+
+
+class StoppedError(EsmsError):
+    """The caller asked the client to stop (``client.stop`` was set): no request was sent."""
 
 
 class IncompleteWindowError(EsmsError):

@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
@@ -48,13 +49,16 @@ from esms_analytics.arguments import optional_date
 from esms_analytics.codes import TIME_ZONE
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError
-from esms_analytics.store import LakeLocation, LakeStore, ObjectInfo, open_store
+from esms_analytics.store import LOCK_NAME, LakeLocation, LakeStore, ObjectInfo, open_store
 
 SCHEMA_VERSION: Final = "1"
 DATA_DIR: Final = "sms"
 PART_NAME: Final = "part-0.parquet"
 MANIFEST_NAME: Final = "_manifest.json"
 ROW_GROUP_ROWS: Final = 128 * 1024
+#: Where a lake's rows came from, kept in the manifest: the two never share a lake.
+SOURCE_ESMS: Final = "esms"
+SOURCE_SIMULATOR: Final = "simulator"
 #: Columns that come from the path, not the files.
 PARTITION_SCHEMA: Final = pl.Schema({"sms_type": pl.Int16(), "date": pl.Date()})
 #: What :func:`read_lake` returns: the canonical columns, then the partition day.
@@ -80,7 +84,26 @@ def open_lake(
     """
     store = open_store(lake, storage_options=storage_options)
     store.prepare(create=create)
+    # A folder with no manifest and no partitions is not a lake (lake/sms, a typo...).
+    if not create and store.head(MANIFEST_NAME) is None and not store.list_dirs(f"{DATA_DIR}/"):
+        raise LakeError(_not_a_lake(store), lake=store.location)
     return store
+
+
+def _not_a_lake(store: LakeStore) -> str:
+    where = store.location.rstrip("/")
+    parent = where.rpartition("/")[0]
+    if where.endswith(f"/{DATA_DIR}") or (
+        store.is_local and (Path(store.uri("")).parent / MANIFEST_NAME).exists()
+    ):
+        return (
+            f"{where} is inside a lake, not a lake: give the folder that holds {DATA_DIR}/ "
+            f"and {MANIFEST_NAME} ({parent})"
+        )
+    return (
+        f"{where} is not a lake: it has no {MANIFEST_NAME} and no {DATA_DIR}/ folder; give "
+        "the folder `esms-analytics sync --lake` filled"
+    )
 
 
 # -- writing ----------------------------------------------------------------
@@ -212,10 +235,13 @@ class Manifest:
         self.store = open_store(lake)
         self._lock = threading.Lock()
         self.entries: dict[str, WindowEntry] = {}
+        #: ``esms`` or ``simulator`` once a window was stored (None in older lakes).
+        self.source: str | None = None
         text = self.store.read(MANIFEST_NAME)
         if text is not None:
             try:
                 data = json.loads(text.decode("utf-8"))
+                self.source = data.get("source")
                 self.entries = {
                     key: WindowEntry.from_json(value) for key, value in data["windows"].items()
                 }
@@ -232,12 +258,27 @@ class Manifest:
         """Return the entry of a window, if it was ever fetched."""
         return self.entries.get(window_key(sms_type, day))
 
+    def claim(self, source: str) -> None:
+        """Check that rows from ``source`` may join the lake; the next save records it."""
+        with self._lock:
+            if self.source is None:
+                self.source = source
+            elif self.source != source:
+                lake = self.store.location
+                raise LakeError(
+                    f"the lake {lake} holds rows from the {self.source}; rows from the "
+                    f"{source} cannot join them (reports would mix real and simulated "
+                    "messages): give another --lake",
+                    lake=str(lake),
+                )
+
     def record(self, entry: WindowEntry) -> None:
         """Store ``entry`` and save the manifest (thread-safe)."""
         with self._lock:
             self.entries[entry.key] = entry
             payload = {
                 "schema_version": SCHEMA_VERSION,
+                **({"source": self.source} if self.source else {}),
                 "windows": {key: self.entries[key].to_json() for key in sorted(self.entries)},
             }
             self.store.write(
@@ -259,6 +300,30 @@ def lake_lock(lake: LakeLocation) -> Iterator[LakeStore]:
     store = open_store(lake)
     with store.lock():
         yield store
+
+
+def discard_unused_lake(store: LakeStore) -> bool:
+    """Remove a local lake holding nothing but the lock and empty folders; True if removed.
+
+    For a first sync that stored nothing: it leaves no lake behind. Call it
+    holding the lock (unlinking a held lock is safe: the kernel lock goes with
+    the descriptor). Anything else in the folder keeps it; a bucket is left alone.
+    """
+    if not store.is_local or store.head(MANIFEST_NAME) is not None:
+        return False
+    lake = Path(store.uri(""))
+    inside = list(lake.rglob("*"))
+    if any(not path.is_dir() and path != lake / LOCK_NAME for path in inside):
+        return False
+    try:
+        (lake / LOCK_NAME).unlink(missing_ok=True)
+        folders = [path for path in inside if path.is_dir()]
+        for directory in sorted(folders, key=lambda path: len(path.parts), reverse=True):
+            directory.rmdir()
+        lake.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def remove_stale_temporaries(lake: LakeLocation) -> int:

@@ -15,36 +15,68 @@ fewer than :data:`SHRINK_LIMIT` of the rows stored (an empty answer above
 all: eSMS's retention, another account's keys, a wrong base URL) is not
 stored either unless ``allow_shrink=True``: the window is reported
 ``failed`` and its old partition kept. Windows run in parallel threads that
-share the client's rate limit; memory holds one window per worker.
+share the client's rate limit; memory holds one window per worker, and windows
+are planned as they are needed, so a range of decades costs no memory up front.
+
+Stopping: set ``client.stop`` (the CLI does on Ctrl-C and SIGTERM). No request
+is sent after it, windows not yet begun are reported ``stopped``, partition
+writes under way finish, and :func:`sync` returns at once with
+``report.stopped`` set: windows still waiting on an HTTP answer are abandoned
+(they can no longer write). A refused connection, an unknown host or a failed
+TLS handshake (:class:`ServiceUnreachableError`) and refused credentials stop
+the whole sync the same way and are raised.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Final, Literal
 
-from esms_analytics.arguments import day_range, sms_type_list, to_date
+from esms_analytics.arguments import sms_type_list, to_date
 from esms_analytics.client import EsmsClient, Window
 from esms_analytics.codes import VN_TZ
-from esms_analytics.errors import AuthError, ConfigError, EsmsError
-from esms_analytics.lake import Manifest, WindowEntry, open_lake, partition_files, write_partition
-from esms_analytics.store import LakeLocation, LakeStore
+from esms_analytics.errors import (
+    AuthError,
+    ConfigError,
+    EsmsError,
+    LakeError,
+    ServiceUnreachableError,
+    StoppedError,
+)
+from esms_analytics.lake import (
+    SOURCE_ESMS,
+    SOURCE_SIMULATOR,
+    Manifest,
+    WindowEntry,
+    discard_unused_lake,
+    open_lake,
+    partition_files,
+    partition_key,
+    write_partition,
+)
+from esms_analytics.store import LakeLocation, LakeStore, open_store
 from esms_analytics.windows import DEFAULT_PASSES, WindowResult, fetch_window
 from esms_analytics.wire import MAX_PAGE_SIZE
 
 logger = logging.getLogger("esms_analytics")
 
-WindowStatus = Literal["fetched", "skipped", "incomplete", "failed"]
+WindowStatus = Literal["fetched", "skipped", "incomplete", "failed", "stopped"]
 DEFAULT_SETTLE_DAYS: Final = 3
 #: A re-fetch returning fewer than this share of the rows a window has stored is refused
 #: without ``allow_shrink``. Statuses change and rows are never deleted on eSMS's side, so
 #: a window that shrinks by half is a wrong answer far more often than a true one.
 SHRINK_LIMIT: Final = 0.5
+#: The first day a window can start on: Vietnam's midnight of it is after the Unix epoch.
+EARLIEST_DAY: Final = date(1970, 1, 2)
+#: How often the sync's own thread looks at ``client.stop`` while windows run.
+STOP_POLL_SECONDS: Final = 0.1
 
 
 @dataclass(frozen=True)
@@ -66,10 +98,14 @@ class SyncReport:
     """The outcome of :func:`sync`: one :class:`WindowReport` per window in the range."""
 
     windows: list[WindowReport] = field(default_factory=list)
+    #: True when the sync was stopped (``client.stop``) before every window was done.
+    stopped: bool = False
+    #: Windows of the range a stopped sync never reached (not in ``windows``).
+    not_started: int = 0
 
     @property
     def complete(self) -> bool:
-        """True when no window is incomplete or failed."""
+        """True when no window is incomplete, failed or stopped."""
         return all(window.status in ("fetched", "skipped") for window in self.windows)
 
     @property
@@ -83,16 +119,18 @@ class SyncReport:
         return sum(window.rows for window in self.windows if window.status == "fetched")
 
     def count(self, status: WindowStatus) -> int:
-        """How many windows ended with ``status``."""
-        return sum(window.status == status for window in self.windows)
+        """How many windows ended with ``status`` (``stopped`` counts those never reached)."""
+        reached = sum(window.status == status for window in self.windows)
+        return reached + (self.not_started if status == "stopped" else 0)
 
     def summary(self) -> str:
         """One line for people, then one per window that did not complete."""
         lines = [
-            f"{len(self.windows)} windows: {self.count('fetched')} fetched, "
+            f"{len(self.windows) + self.not_started} windows: {self.count('fetched')} fetched, "
             f"{self.count('skipped')} skipped (settled), {self.count('incomplete')} incomplete, "
-            f"{self.count('failed')} failed; {self.rows:,} rows written, "
-            f"{self.requests:,} requests"
+            f"{self.count('failed')} failed"
+            + (f", {self.count('stopped')} not fetched (stopped)" if self.stopped else "")
+            + f"; {self.rows:,} rows written, {self.requests:,} requests"
         ]
         for window in self.windows:
             if window.status in ("incomplete", "failed"):
@@ -166,38 +204,31 @@ def sync(
     SyncReport
         ``report.complete`` is true when every window is stored whole.
     """
-    first, last = to_date(start), to_date(end)
-    days = day_range(first, last)
-    types = sms_type_list(sms_types)
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}")
-    if settle_days < 0:
-        raise ConfigError(f"settle_days cannot be negative, got {settle_days}")
+    first, last, types = _check_arguments(start, end, sms_types, workers, settle_days)
     moment = (now or datetime.now(VN_TZ)).astimezone(VN_TZ)
     if last > moment.date():
         raise ConfigError(
             f"--to {last} is in the future (today is {moment.date()} in Vietnam); "
             "messages cannot have been created then"
         )
-    lake_store = open_lake(lake, create=True, storage_options=storage_options)
+    target = open_store(lake, storage_options=storage_options)
+    fresh = target.is_local and not Path(target.uri("")).exists()
+    lake_store = open_lake(target, create=True)
     owns_client = client is None
     esms = client or EsmsClient()
+    report = SyncReport()
     try:
-        with lake_store.lock():
+        with lake_store.lock(), _discarded_unless_used(lake_store, fresh):
             if removed := lake_store.clear_litter():
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
             manifest = Manifest(lake_store)
-            stored = {
-                (file.sms_type, file.date)
-                for file in partition_files(lake_store, start=first, end=last, sms_types=types)
-            }
-            todo, report = _plan(stored, manifest, days, types, refresh=refresh)
-            logger.info(
-                "sync %s..%s: %d windows to fetch, %d settled",
+            plan = _Plan(
+                _stored(lake_store, first, last, types),
+                manifest,
                 first,
                 last,
-                len(todo),
-                len(report.windows),
+                types,
+                refresh=refresh,
             )
             store = _WindowStore(
                 esms,
@@ -210,12 +241,47 @@ def sync(
                 allow_shrink=allow_shrink,
                 pages_ahead=workers,
             )
-            report.windows += _run(store, todo, workers=workers, progress=progress)
+            report = _run(store, plan, workers=workers, progress=progress)
     finally:
         if owns_client:
             esms.close()
     report.windows.sort(key=lambda window: (window.date, window.sms_type))
     return report
+
+
+@contextlib.contextmanager
+def _discarded_unless_used(lake: LakeStore, fresh: bool) -> Iterator[None]:
+    """Remove a new lake that the sync left unused: a failed first sync leaves nothing."""
+    try:
+        yield
+    finally:
+        if fresh:
+            discard_unused_lake(lake)
+
+
+def _check_arguments(
+    start: date | str,
+    end: date | str,
+    sms_types: Sequence[int] | None,
+    workers: int,
+    settle_days: int,
+) -> tuple[date, date, list[int]]:
+    first, last = to_date(start), to_date(end)
+    if first < EARLIEST_DAY:
+        raise ConfigError(
+            f"--from {first} is before {EARLIEST_DAY}: eSMS times count from 1970, so no "
+            "message is older"
+        )
+    if last < first:
+        raise ConfigError(
+            f"the range ends ({last}) before it starts ({first}); swap --from and --to"
+        )
+    types = sms_type_list(sms_types)
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    if settle_days < 0:
+        raise ConfigError(f"settle_days cannot be negative, got {settle_days}")
+    return first, last, types
 
 
 @dataclass(frozen=True)
@@ -227,26 +293,40 @@ class _Job:
     reason: str
 
 
-def _plan(
-    stored: set[tuple[int, date]],
-    manifest: Manifest,
-    days: list[date],
-    types: list[int],
-    *,
-    refresh: bool,
-) -> tuple[list[_Job], SyncReport]:
-    """Plan the windows to fetch, and a report holding the settled ones skipped."""
-    todo, report = [], SyncReport()
-    for day in days:
-        for sms_type in types:
-            entry = manifest.get(sms_type, day)
-            reason = _why_fetch(stored, entry, refresh)
-            if reason is not None:
-                todo.append(_Job(sms_type, day, reason))
-                continue
-            assert entry is not None
-            report.windows.append(
-                WindowReport(
+class _Plan:
+    """The windows of a range, decided one at a time: a job to fetch, or a settled skip."""
+
+    def __init__(
+        self,
+        stored: set[tuple[int, date]],
+        manifest: Manifest,
+        first: date,
+        last: date,
+        types: list[int],
+        *,
+        refresh: bool,
+    ):
+        self.stored, self.manifest, self.refresh = stored, manifest, refresh
+        self.first, self.types = first, types
+        self.days = (last - first).days + 1
+
+    @property
+    def windows(self) -> int:
+        """Windows in the range, fetched or not."""
+        return self.days * len(self.types)
+
+    def decisions(self) -> Iterator[_Job | WindowReport]:
+        """Each window of the range in order: a job, or the report of a settled skip."""
+        for offset in range(self.days):
+            day = self.first + timedelta(days=offset)
+            for sms_type in self.types:
+                entry = self.manifest.get(sms_type, day)
+                reason = _why_fetch(self.stored, entry, self.refresh)
+                if reason is not None:
+                    yield _Job(sms_type, day, reason)
+                    continue
+                assert entry is not None
+                yield WindowReport(
                     sms_type,
                     day,
                     "skipped",
@@ -255,8 +335,70 @@ def _plan(
                     settled=True,
                     detail="settled",
                 )
-            )
-    return todo, report
+
+    def jobs(self) -> int:
+        """Count the windows to fetch from the manifest alone: no walk over the range."""
+        if self.refresh:
+            return self.windows
+        last = self.first + timedelta(days=self.days - 1)
+        types = set(self.types)
+        settled = sum(
+            entry.sms_type in types
+            and self.first <= entry.date <= last
+            and _why_fetch(self.stored, entry, refresh=False) is None
+            for entry in self.manifest.entries.values()
+        )
+        return self.windows - settled
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """What a sync of a range would do, counted before it starts."""
+
+    #: Windows in the range: days x message types.
+    windows: int
+    #: Windows not yet stored, or not settled (each takes at least one request).
+    to_fetch: int
+
+    def seconds(self, rate_limit: float | None) -> float | None:
+        """Least time the requests take at ``rate_limit`` per second; None without a limit."""
+        return self.to_fetch / rate_limit if rate_limit else None
+
+
+def plan_sync(
+    lake: LakeLocation,
+    start: date | str,
+    end: date | str,
+    *,
+    sms_types: Sequence[int] | None = None,
+    refresh: bool = False,
+    storage_options: Mapping[str, str] | None = None,
+) -> SyncPlan:
+    """Count what :func:`sync` would fetch, from the manifest, without a request or a lock.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> plan_sync(tempfile.mkdtemp(), "2026-01-01", "2026-12-31", sms_types=[2])
+    SyncPlan(windows=365, to_fetch=365)
+    """
+    first, last, types = _check_arguments(start, end, sms_types, workers=1, settle_days=0)
+    store = open_store(lake, storage_options=storage_options)
+    windows = (last - first).days + 1
+    if store.is_local and not Path(store.uri("")).exists():
+        return SyncPlan(windows * len(types), windows * len(types))  # a new lake
+    store.prepare(create=False)  # a file, a missing bucket, refused credentials: said now
+    stored = _stored(store, first, last, types)
+    plan = _Plan(stored, Manifest(store), first, last, types, refresh=refresh)
+    return SyncPlan(plan.windows, plan.jobs())
+
+
+def _stored(store: LakeStore, first: date, last: date, types: list[int]) -> set[tuple[int, date]]:
+    """List the (type, day) partitions that hold a file, from the store's keys."""
+    return {
+        (file.sms_type, file.date)
+        for file in partition_files(store, start=first, end=last, sms_types=types)
+    }
 
 
 def _why_fetch(
@@ -273,6 +415,40 @@ def _why_fetch(
     return None
 
 
+class _WriteGate:
+    """Lets partition writes through until closed; closing waits for the writes under way.
+
+    Once the sync returns (and lets go of the lake's lock) no thread it left
+    behind may write: a window still waiting on the network when the sync was
+    stopped finds the gate closed and drops its rows.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._writing = 0
+        self._closed = False
+
+    def enter(self) -> bool:
+        """Begin a write; False when the gate is closed (do not write)."""
+        with self._condition:
+            if self._closed:
+                return False
+            self._writing += 1
+            return True
+
+    def leave(self) -> None:
+        """End a write begun with :meth:`enter`."""
+        with self._condition:
+            self._writing -= 1
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Refuse new writes and wait for those under way (each is one local file)."""
+        with self._condition:
+            self._closed = True
+            self._condition.wait_for(lambda: self._writing == 0)
+
+
 @dataclass
 class _WindowStore:
     """Fetches one window completely and stores it: the work of one sync thread."""
@@ -286,15 +462,20 @@ class _WindowStore:
     max_passes: int
     allow_shrink: bool
     pages_ahead: int
-    #: Set when the sync must stop: windows not yet started are not fetched.
-    stop: threading.Event = field(default_factory=threading.Event)
+    #: Set when a fatal error (credentials, unreachable service) ends the sync.
+    fatal: threading.Event = field(default_factory=threading.Event)
+    gate: _WriteGate = field(default_factory=_WriteGate)
+
+    def stopping(self) -> bool:
+        """Tell whether the caller stopped the client or a fatal error ended the sync."""
+        return self.client.stop.is_set() or self.fatal.is_set()
 
     def run(
         self, job: _Job, *, page_pool: Executor, in_flight: threading.Semaphore
     ) -> WindowReport:
         """Fetch ``job``'s window and, when it is complete, replace its partition."""
-        if self.stop.is_set():
-            return WindowReport(job.sms_type, job.day, "failed", detail="not started: sync stopped")
+        if self.stopping():
+            return _stopped(job)
         try:
             result = fetch_window(
                 self.client,
@@ -306,11 +487,14 @@ class _WindowStore:
                 in_flight=in_flight,
                 pages_ahead=self.pages_ahead,
             )
-        except AuthError:
-            self.stop.set()
+        except StoppedError:
+            return _stopped(job)
+        except (AuthError, ServiceUnreachableError, LakeError):
+            self.fatal.set()
             raise
         except EsmsError as exc:
-            logger.error("sms_type=%d date=%s failed: %s", job.sms_type, job.day, exc)
+            # Reported once, in the summary; the log keeps it for --debug.
+            logger.debug("sms_type=%d date=%s failed: %s", job.sms_type, job.day, exc)
             return WindowReport(job.sms_type, job.day, "failed", detail=str(exc))
         if not result.complete:
             return WindowReport(
@@ -325,7 +509,12 @@ class _WindowStore:
             )
         if (shrunk := self._shrunk(job, result)) is not None:
             return shrunk
-        return self._store(job, result)
+        if not self.gate.enter():
+            return _stopped(job)
+        try:
+            return self._store(job, result)
+        finally:
+            self.gate.leave()
 
     def _shrunk(self, job: _Job, result: WindowResult) -> WindowReport | None:
         """Report a re-fetch far smaller than what is stored, unless shrinking is allowed."""
@@ -355,18 +544,27 @@ class _WindowStore:
         fetched_at = datetime.now(VN_TZ)
         settled = self.moment >= settled_at(job.day, self.settle_days)
         rows = result.frame.height
-        write_partition(self.lake, job.sms_type, job.day, result.frame, fetched_at=fetched_at)
-        self.manifest.record(
-            WindowEntry(
-                job.sms_type,
-                job.day,
-                fetched_at,
-                rows,
-                result.count_total,
-                result.requests,
-                settled,
-            )
+        entry = WindowEntry(
+            job.sms_type, job.day, fetched_at, rows, result.count_total, result.requests, settled
         )
+        try:
+            # Refused before anything is written: real and simulated rows never share a lake.
+            self.manifest.claim(SOURCE_SIMULATOR if self.client.simulated else SOURCE_ESMS)
+        except LakeError:
+            self.fatal.set()
+            raise
+        try:
+            write_partition(self.lake, job.sms_type, job.day, result.frame, fetched_at=fetched_at)
+            self.manifest.record(entry)
+        except OSError as exc:
+            # A full disk or a lake that went away fails every window alike: stop them all.
+            self.fatal.set()
+            raise LakeError(
+                f"cannot write the partition sms_type={job.sms_type} date={job.day} "
+                f"to {self.lake.location}: {exc.strerror or exc}",
+                lake=self.lake.location,
+                partition=partition_key(job.sms_type, job.day),
+            ) from exc
         return WindowReport(
             job.sms_type,
             job.day,
@@ -379,41 +577,100 @@ class _WindowStore:
         )
 
 
-def _run(
-    store: _WindowStore, todo: list[_Job], *, workers: int, progress: bool
-) -> list[WindowReport]:
-    """Run every job on ``workers`` threads; the first fatal error stops the rest."""
+def _stopped(job: _Job) -> WindowReport:
+    return WindowReport(job.sms_type, job.day, "stopped", detail="not fetched: the sync stopped")
+
+
+def _run(store: _WindowStore, plan: _Plan, *, workers: int, progress: bool) -> SyncReport:
+    """Run the plan's jobs on ``workers`` threads until done, stopped, or a fatal error."""
     from tqdm.auto import tqdm
 
+    report = SyncReport()
+    total = plan.jobs()
+    logger.info("sync: %d windows, %d to fetch", plan.windows, total)
     # However the work is spread over threads, at most `workers` requests are under way.
     in_flight = threading.BoundedSemaphore(workers)
-    results: list[WindowReport] = []
-    bar = tqdm(total=len(todo), desc="sync", unit="window", disable=not progress or not todo)
-    # Windows run on one pool; the pages after each window's first run on another, so a
+    bar = tqdm(total=total, desc="sync", unit="window", disable=not progress or not total)
+    # Windows run on one pool; the pages after each window's first on another, so a
     # day of many pages does not wait page by page while workers sit idle.
-    with (
-        bar,
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-pages") as page_pool,
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-sync") as window_pool,
-    ):
-        pending = {
-            window_pool.submit(store.run, job, page_pool=page_pool, in_flight=in_flight)
-            for job in todo
-        }
-        rows = 0
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+    page_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-pages")
+    window_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esms-sync")
+    pending: dict[Future[WindowReport], _Job] = {}
+    finished = False
+    try:
+        decisions = plan.decisions()
+
+        def submit(job: _Job) -> None:
+            future = window_pool.submit(store.run, job, page_pool=page_pool, in_flight=in_flight)
+            pending[future] = job
+
+        # A few windows queue behind the running ones: enough to keep every worker busy.
+        for job in _next_jobs(decisions, report, 2 * workers):
+            submit(job)
+        # A fatal error is not a stop: it is raised below, when its window's future is read.
+        while pending and not store.client.stop.is_set():
+            done, _ = wait(pending, timeout=STOP_POLL_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
-                if (error := future.exception()) is not None:
-                    store.stop.set()
-                    for other in pending:
-                        other.cancel()
-                    raise error
-                window = future.result()
-                results.append(window)
-                rows += window.rows if window.status == "fetched" else 0
+                del pending[future]
+                report.windows.append(_result(future, report))  # a fatal error is raised here
                 bar.update()
-                bar.set_postfix(
-                    rows=f"{rows:,}", requests=store.client.requests_made, refresh=False
-                )
-    return results
+                bar.set_postfix(rows=f"{report.rows:,}", requests=store.client.requests_made)
+                for job in _next_jobs(decisions, report, 1):
+                    submit(job)
+        finished = not pending and not store.client.stop.is_set()
+        if not finished:
+            report.stopped = True
+            _account_for_the_rest(store, pending, plan.windows, report)
+    finally:
+        # Windows still under way are abandoned, not awaited: their requests were stopped,
+        # or end at the client's timeout, and the closed gate keeps them from writing.
+        store.gate.close()
+        window_pool.shutdown(wait=finished, cancel_futures=True)
+        page_pool.shutdown(wait=finished, cancel_futures=True)
+        bar.close()
+    return report
+
+
+def _result(future: Future[WindowReport], report: SyncReport) -> WindowReport:
+    """Return the window's report; a lake error is told what this sync stored before it."""
+    try:
+        return future.result()
+    except LakeError as exc:
+        if not isinstance(exc.__cause__, OSError):
+            raise
+        stored = report.count("fetched")
+        raise LakeError(
+            f"{exc}; the {stored} windows stored before it are kept: fix the lake (free some "
+            "space?) and run the same command again to resume",
+            lake=exc.lake,
+            partition=exc.partition,
+        ) from exc
+
+
+def _next_jobs(
+    decisions: Iterator[_Job | WindowReport], report: SyncReport, wanted: int
+) -> list[_Job]:
+    """Take up to ``wanted`` jobs from the plan, filing the skipped windows met on the way."""
+    taken: list[_Job] = []
+    while len(taken) < wanted and (decision := next(decisions, None)) is not None:
+        if isinstance(decision, WindowReport):
+            report.windows.append(decision)
+        else:
+            taken.append(decision)
+    return taken
+
+
+def _account_for_the_rest(
+    store: _WindowStore,
+    pending: dict[Future[WindowReport], _Job],
+    plan_windows: int,
+    report: SyncReport,
+) -> None:
+    """After a stop: what finished stays reported, everything else is ``stopped``."""
+    store.gate.close()  # from here on, no window can still be writing
+    for future, job in pending.items():
+        finished = future.done() and not future.cancelled() and future.exception() is None
+        report.windows.append(future.result() if finished else _stopped(job))
+        future.cancel()
+    # The windows never reached are counted, not listed: after a stop, the sync returns now.
+    report.not_started = plan_windows - len(report.windows)

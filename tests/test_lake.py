@@ -457,13 +457,25 @@ def test_lake_info_reports_rows_freshness_unsettled_and_missing(sim: Simulator, 
 
 def test_an_empty_lake_reads_as_an_empty_frame_with_the_schema(lake: Lake) -> None:
     if lake.kind == "disk":
-        Path(lake.location).mkdir()
+        Path(lake.location, "sms").mkdir(parents=True)  # a folder without sms/ is no lake
     else:
         lake.write("_manifest.json", b'{"schema_version": "1", "windows": {}}')
     frame = read_lake(lake.location, storage_options=lake.options).collect()
     assert frame.height == 0
     assert frame.schema == LAKE_SCHEMA
     assert "empty" in lake_info(lake.location, storage_options=lake.options).summary()
+
+
+def test_a_folder_that_is_not_a_lake_is_refused(sim: Simulator, disk_lake: Lake) -> None:
+    root = Path(disk_lake.location)
+    (root.parent / "anything").mkdir()
+    with pytest.raises(LakeError, match=r"is not a lake: it has no _manifest\.json"):
+        read_lake(root.parent / "anything")
+    synced(sim, disk_lake, sms_types=[2])
+    with pytest.raises(LakeError, match=rf"inside a lake, not a lake.*\({root}\)"):
+        read_lake(root / "sms")
+    with pytest.raises(LakeError, match="is not a lake"):
+        lake_info(root.parent / "anything")
 
 
 def test_no_secret_reaches_the_lake(lake: Lake) -> None:

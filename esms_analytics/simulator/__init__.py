@@ -111,8 +111,14 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        """The URL to give a client: ``http://127.0.0.1:PORT/MainService.svc/json``."""
+        """The URL to give a client: ``http://127.0.0.1:PORT/MainService.svc/json``.
+
+        Listening on every interface (``0.0.0.0``), the simulator is reached on this
+        machine at 127.0.0.1: a URL a client accepts, unlike ``http://0.0.0.0``.
+        """
         host, port = self._server.server_address[:2]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
         return f"http://{host!s}:{port}{SERVICE_PATH}"
 
     @property

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from datetime import datetime
@@ -28,6 +29,8 @@ logger = logging.getLogger("esms_analytics.simulator")
 SERVICE_PATH = "/MainService.svc/json"
 ENDPOINT_PATH = f"{SERVICE_PATH}/GetSmsSentData_V2"
 MAX_PAGE_SIZE = 500
+#: Marks every answer as simulated (the client's SIMULATOR_HEADER; a test keeps them equal).
+SIMULATOR_HEADER = "X-Esms-Simulator"
 CODE_MESSAGES = {
     "99": "Unknown error.",
     "102": "Account has no price list.",
@@ -46,6 +49,12 @@ class EsmsServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], simulator: Simulator):
         self.simulator = simulator
         super().__init__(address, EsmsHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Say nothing when a client hangs up (a stopped sync does); report anything else."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class EsmsHandler(BaseHTTPRequestHandler):
@@ -131,6 +140,7 @@ class EsmsHandler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            self.send_header(SIMULATOR_HEADER, "1")
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             if truncate:
