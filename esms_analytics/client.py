@@ -451,13 +451,16 @@ class EsmsClient:
             if attempt == attempts:
                 raise self._gave_up(outcome, request, attempts)
             wait = self.retry.delay(attempt, outcome.retry_after)
+            shortened = self._shortened(outcome.retry_after, wait)
             # A retry is not a failure: the window's outcome is reported once, by the caller.
-            logger.info(
+            # Only a wait cut shorter than the server asked is worth a warning of its own.
+            logger.log(
+                logging.WARNING if shortened else logging.INFO,
                 "%s: %s; retrying in %.2fs%s (attempt %d of %d)",
                 request,
                 self.redact(outcome.problem),
                 wait,
-                self._shortened(outcome.retry_after, wait),
+                shortened,
                 attempt + 1,
                 attempts,
             )

@@ -85,9 +85,15 @@ def open_lake(
     store = open_store(lake, storage_options=storage_options)
     store.prepare(create=create)
     # A folder with no manifest and no partitions is not a lake (lake/sms, a typo...).
-    if not create and store.head(MANIFEST_NAME) is None and not store.list_dirs(f"{DATA_DIR}/"):
+    if not create and store.head(MANIFEST_NAME) is None and not _has_data_folder(store):
         raise LakeError(_not_a_lake(store), lake=store.location)
     return store
+
+
+def _has_data_folder(store: LakeStore) -> bool:
+    if store.is_local:
+        return Path(store.uri(DATA_DIR)).is_dir()
+    return bool(store.list_dirs(f"{DATA_DIR}/"))  # a bucket has no empty folders
 
 
 def _not_a_lake(store: LakeStore) -> str:

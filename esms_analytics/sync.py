@@ -387,7 +387,9 @@ def plan_sync(
     windows = (last - first).days + 1
     if store.is_local and not Path(store.uri("")).exists():
         return SyncPlan(windows * len(types), windows * len(types))  # a new lake
-    store.prepare(create=False)  # a file, a missing bucket, refused credentials: said now
+    # A file, an unwritable folder, a missing bucket, refused credentials: said now. (A
+    # local folder is created only by the sync itself; a bucket is only listed.)
+    store.prepare(create=True)
     stored = _stored(store, first, last, types)
     plan = _Plan(stored, Manifest(store), first, last, types, refresh=refresh)
     return SyncPlan(plan.windows, plan.jobs())

@@ -445,8 +445,8 @@ def test_every_lake_command_takes_an_s3_url_and_storage_options(
     lake = f"s3://{s3_server.new_bucket()}/esms"
     flags = storage_flags(s3_server)
     common = ["--from", str(START), "--to", str(END), "--base-url", env.base_url, "--quiet"]
-    code, out, _ = run(capsys, "sync", "--lake", lake, *flags, *common)
-    assert code == 0
+    code, out, err = run(capsys, "sync", "--lake", lake, *flags, *common)
+    assert code == 0, err
     assert "fetched" in out
     code, out, _ = run(capsys, "lake", "info", "--lake", lake, *flags)
     assert code == 0

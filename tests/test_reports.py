@@ -309,7 +309,7 @@ def test_months_and_days_are_vietnamese_calendar_days() -> None:
     ],
 )
 def test_an_empty_selection_gives_an_empty_frame_with_the_schema(tmp_path: Path, report) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "lake").mkdir()
+    (tmp_path / "lake" / "sms").mkdir(parents=True)  # an empty lake: sms/ and no files
     empty = report(read_lake(tmp_path / "lake"))
     assert empty.height == 0
     nonempty = report(rows(("A", 5, 1, MS)))
