@@ -39,6 +39,22 @@ def time_runs(name: str, action: Callable[[], object], repeats: int, warmup: boo
     return timing
 
 
+def time_interleaved(actions: dict[str, Callable[[], object]], repeats: int) -> list[Timing]:
+    """Time each action once per round, ``repeats`` rounds after one warm-up round.
+
+    Interleaving puts every action under the same passing load of a shared machine,
+    which matters for calls of a millisecond, where one busy moment is the whole call.
+    """
+    timings = {name: Timing(name) for name in actions}
+    for round_number in range(repeats + 1):
+        for name, action in actions.items():
+            start = time.perf_counter()
+            action()
+            if round_number:
+                timings[name].runs.append(time.perf_counter() - start)
+    return list(timings.values())
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB.
 

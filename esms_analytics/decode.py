@@ -14,9 +14,11 @@ is logged, so a nightly job survives eSMS adding a code.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import polars as pl
@@ -172,179 +174,174 @@ def decode_raw(raw: pl.DataFrame) -> pl.DataFrame:
 
     The client builds such frames straight from the response bytes, which is
     the fast path; :func:`decode_rows` builds one from dicts.
+
+    A page as today's service sends it is decoded by one Polars query. Whether
+    every row passed the checks is then read from null counts, which cost no
+    query: a typed column is null exactly where its field was missing, blank
+    or undecodable. Any other page (older field forms, blanks, bad values) is
+    decoded thoroughly: the checks run one by one, the first to fail names its
+    first bad row.
     """
     if raw.height == 0:
         return empty_frame()
-    numeric = ("SmsId", "SellPrice", "SmsType", "SendStatus", "SendResult", "SentStatus")
-    legacy_result = (
-        pl.col("SentStatus")
-        .str.to_lowercase()
-        .replace_strict({"true": "1", "false": "0", "1": "1", "0": "0"}, default=None)
+    decoded = _decode_current_form(raw)
+    if decoded is None:
+        decoded = _decode_thoroughly(raw)
+    unknown = [decoded.drop_in_place(name).null_count() for name in _LABEL_WITNESSES]
+    if any(unknown):
+        for column, table in _CODE_TABLES:
+            _warn_unknown(decoded[column], column, table)
+    return decoded
+
+
+def _decode_current_form(raw: pl.DataFrame) -> pl.DataFrame | None:
+    # None when the page has older field forms, or when a row did not come out typed.
+    if _carries_values(raw, "SentStatus") or _carries_values(raw, "RefercenceId"):
+        return None
+    decoded = _collect_output(_staged(raw, _CURRENT_FORM), _CURRENT_FORM)
+    return decoded if _every_row_typed(raw, decoded) else None
+
+
+def _decode_thoroughly(raw: pl.DataFrame) -> pl.DataFrame:
+    form = _Form(
+        current=False,
+        legacy_result=_carries_values(raw, "SentStatus"),
+        misspelt_reference=_carries_values(raw, "RefercenceId"),
     )
-    # Staged columns: each intermediate is computed once, then reused.
-    staged = (
-        raw.lazy()
-        .with_columns(
-            # Surrounding blanks and empty strings of numeric fields are as absent as nulls.
-            pl.col(*numeric, "SentTime").str.strip_chars().replace("", None),
-            pl.coalesce("ReferenceId", "RefercenceId").fill_null("").alias("ReferenceId"),
-            _digits=_phone_digits(pl.col("Phone")),
-            _gsm7=pl.col("Content").str.contains(_GSM7_TEXT),
-            length=pl.col("Content").str.len_chars(),
-        )
-        .with_columns(
-            SendResult=pl.coalesce("SendResult", legacy_result),
-            _national=_national(pl.col("_digits")),
-        )
-        .with_columns(
-            sms_id=_integer("SmsId", pl.Int64),
-            sell_price=pl.col("SellPrice").cast(pl.Float64, strict=False),
-            sms_type=_integer("SmsType", pl.Int16),
-            send_status=_integer("SendStatus", pl.Int8),
-            send_result=_integer("SendResult", pl.Int8),
-            epoch_ms=pl.col("SentTime").str.extract(_WCF_DATE, 1).cast(pl.Int64, strict=False),
-            local_time=pl.col("SentTime").str.strptime(
-                pl.Datetime("us"), _LEGACY_DATE_FORMAT, strict=False
-            )
-            if _has_legacy_dates(raw)
-            else pl.lit(None, pl.Datetime("us")),
-            _mobile=_valid_mobile(pl.col("_national")),
-            _units=pl.col("length")
-            + pl.when(pl.col("_gsm7"))
-            .then(pl.col("Content").str.count_matches(_GSM7_EXT_CHAR))
-            .otherwise(pl.col("Content").str.count_matches(_ASTRAL_CHAR)),
-        )
-        .collect()
+    staged = _run(_staged(raw, form))
+    _raise_first_failure(staged)
+    return _collect_output(staged.lazy(), form)
+
+
+def _carries_values(raw: pl.DataFrame, field: str) -> bool:
+    # A null count is known without looking at the rows: no query.
+    return raw[field].null_count() < raw.height
+
+
+def _every_row_typed(raw: pl.DataFrame, decoded: pl.DataFrame) -> bool:
+    # A required number is null where its field was missing, blank or undecodable;
+    # sent_at where SentTime was, or outside .NET's range, or in the older local form;
+    # a price where it was blank, undecodable or not finite, which a null field is not.
+    return not (
+        raw["Phone"].null_count()
+        or any(decoded[column].null_count() for column in _REQUIRED_NUMBERS)
+        or decoded["sent_at"].null_count()
+        or decoded["sell_price"].null_count() != raw["SellPrice"].null_count()
     )
-    _require(staged, ("SmsId", "Phone", "SmsType", "SendStatus", "SentTime", "SendResult"))
-    for field, column in (
-        ("SmsId", "sms_id"),
-        ("SellPrice", "sell_price"),
-        ("SmsType", "sms_type"),
-        ("SendStatus", "send_status"),
-        ("SendResult", "send_result"),
-    ):
-        failed = staged[field].is_not_null() & staged[column].is_null()
-        if failed.any():
-            _raise_bad(staged, failed, field, f"expected a number fitting {SCHEMA[column]}")
-    # NaN and infinity parse as floats but are no price: a cost report would turn to NaN.
-    # Negative prices stay (refunds may exist).
-    not_finite = ~staged["sell_price"].is_finite().fill_null(True)
-    if not_finite.any():
-        _raise_bad(staged, not_finite, "SellPrice", "expected a finite number, not NaN or infinity")
-    in_range = pl.col("epoch_ms").is_between(_MIN_EPOCH_MS, _MAX_EPOCH_MS)
-    bad_time = staged.select(
-        ~(in_range.fill_null(False) | pl.col("local_time").is_not_null())
-    ).to_series()
-    if bad_time.any():
-        _raise_bad(
-            staged,
-            bad_time,
-            "SentTime",
-            "expected /Date(milliseconds+0700)/ or dd/MM/yyyy HH:mm:ss",
-        )
-    for column, table in (
-        ("sms_type", SMS_TYPES),
-        ("send_status", SEND_STATUSES),
-        ("send_result", SEND_RESULTS),
-    ):
-        _warn_unknown(staged[column], column, table)
-
-    gsm7, units = pl.col("_gsm7"), pl.col("_units")
-    single = pl.when(gsm7).then(GSM7_SINGLE).otherwise(UCS2_SINGLE)
-    multi = pl.when(gsm7).then(GSM7_MULTI).otherwise(UCS2_MULTI)
-    national = pl.when(pl.col("_mobile")).then(pl.col("_national"))
-    return staged.select(
-        "sms_id",
-        reference_id=pl.col("ReferenceId"),
-        campaign=pl.col("Campaign"),
-        content=pl.col("Content"),
-        phone=pl.col("Phone"),
-        phone_e164=pl.lit("+84") + national.str.slice(1),
-        carrier=national.str.slice(0, 3)
-        .replace_strict(MOBILE_PREFIXES, default=UNKNOWN, return_dtype=pl.String)
-        .fill_null(UNKNOWN)
-        .cast(CARRIER_DTYPE),
-        sell_price="sell_price",
-        sms_type="sms_type",
-        sms_type_label=_label("sms_type", SMS_TYPES, SMS_TYPE_LABEL_DTYPE),
-        send_status="send_status",
-        send_status_label=_label("send_status", SEND_STATUSES, SEND_STATUS_LABEL_DTYPE),
-        send_result="send_result",
-        send_result_label=_label("send_result", SEND_RESULTS, SEND_RESULT_LABEL_DTYPE),
-        is_final=is_final_expr(),
-        sent_at=pl.when(pl.col("epoch_ms").is_not_null())
-        .then(
-            # The number is UTC milliseconds; the +0700 only names the server's zone.
-            pl.from_epoch("epoch_ms", time_unit="ms")
-            .dt.cast_time_unit("us")
-            .dt.replace_time_zone("UTC")
-            .dt.convert_time_zone(TIME_ZONE)
-        )
-        .otherwise(pl.col("local_time").dt.replace_time_zone(TIME_ZONE)),
-        encoding=pl.when(gsm7).then(pl.lit("gsm7")).otherwise(pl.lit("ucs2")),
-        segments=pl.when(units <= single).then(1).otherwise((units + multi - 1) // multi),
-        length="length",
-    ).cast(dict(SCHEMA))  # type: ignore[arg-type]
 
 
-def _has_legacy_dates(raw: pl.DataFrame) -> bool:
-    # Nearly every page has only /Date()/ values; parsing the old form is then skipped.
-    return bool(raw.select((~pl.col("SentTime").str.contains(r"^\s*\\?/Date\(")).any()).item())
+def _staged(raw: pl.DataFrame, form: _Form) -> pl.LazyFrame:
+    # Each intermediate column is computed once, then reused by the next stage.
+    staged = raw.lazy()
+    for columns in _stages(form):
+        staged = staged.with_columns(*columns)
+    return staged
+
+
+def _collect_output(staged: pl.LazyFrame, form: _Form) -> pl.DataFrame:
+    # The label witnesses ride along for their null counts (an unknown code has no label).
+    return _run(staged.select(*_output(form), *_LABEL_WITNESSES))
+
+
+def _run(query: pl.LazyFrame) -> pl.DataFrame:
+    # A page is a small query: the in-memory engine starts it faster than the streaming one.
+    return query.collect(engine="in-memory", optimizations=_AS_WRITTEN)
+
+
+def _raise_first_failure(staged: pl.DataFrame) -> None:
+    # The checks in their documented order: the first that fails names its first bad row.
+    masks = staged.select(
+        *(failed.alias(f"_check_{number}") for number, (_, failed, _) in enumerate(_CHECKS))
+    )
+    for mask, (field, _, expected) in zip(masks.iter_columns(), _CHECKS, strict=True):
+        if mask.any():
+            _raise_bad(staged, mask, field, expected)
 
 
 def is_final_expr() -> pl.Expr:
     """Flag the rows that will not change any more: a final result, or rejected."""
     status, result = pl.col("send_status"), pl.col("send_result")
-    return ((status == STATUS_SENT) & result.is_in([0, 1])) | (status == STATUS_REJECTED)
+    return ((status == STATUS_SENT) & result.is_between(0, 1)) | (status == STATUS_REJECTED)
 
 
 def _phone_digits(phone: pl.Expr) -> pl.Expr:
     return phone.str.replace_all(r"[\s.\-()]", "").str.strip_prefix("+")
 
 
-def _national(digits: pl.Expr) -> pl.Expr:
-    # 84 + 9 or 10 digits, or 9 digits without the trunk 0, become 0 + digits; then the
-    # 11-digit numbers of before 2018 take their new 3-digit prefix. Plain string tests
-    # instead of regexes: _valid_mobile checks the digits of the result anyway.
-    length = digits.str.len_chars()
-    national = (
-        pl.when(digits.str.starts_with("84") & length.is_between(11, 12))
-        .then(pl.lit("0") + digits.str.slice(2))
-        .when((length == 9) & ~digits.str.starts_with("0"))
-        .then(pl.lit("0") + digits)
-        .otherwise(digits)
-    )
-    return (
-        pl.when(national.str.len_chars() == 11)
-        .then(
-            national.str.slice(0, 4).replace_strict(OLD_PREFIXES, default=None)
-            + national.str.slice(4)
-        )
-        .otherwise(national)
-    )
+def _new_form(digits: pl.Expr) -> pl.Expr:
+    # 84 + 9 or 10 characters, or 9 without the trunk 0, become 0 + them. One regex, not a
+    # when/then chain that repeats its input: _mobile_prefix checks the digits anyway.
+    return digits.str.replace(r"(?s)^84(.{9,10})$|^([^0].{8})$", "0${1}${2}")
 
 
-def _valid_mobile(national: pl.Expr) -> pl.Expr:
-    return national.str.contains(r"^0\d{9}$") & national.str.slice(0, 3).is_in(
-        list(MOBILE_PREFIXES)
-    )
+def _current_prefix(national: pl.Expr) -> pl.Expr:
+    # The 11-digit numbers of before 2018 take their new 3-digit prefix. Numbers of another
+    # length that start with an old prefix change too, harmlessly: they were no mobile
+    # number before and are none after (_mobile_prefix wants ten digits).
+    renamed = _lookup(national.str.slice(0, 4), OLD_PREFIXES, pl.String()) + national.str.slice(4)
+    return pl.coalesce(renamed, national)
+
+
+def _mobile_prefix(national: pl.Expr) -> pl.Expr:
+    # The position of the number's prefix in MOBILE_PREFIXES; null unless it is a mobile.
+    prefix = national.str.slice(0, 3).cast(_MOBILE_PREFIX_DTYPE, strict=False).to_physical()
+    return pl.when(national.str.contains(r"^0\d{9}$")).then(prefix)
+
+
+def _lookup(key: pl.Expr, table: Mapping[str, str], dtype: pl.DataType) -> pl.Expr:
+    # table[key], or null for a key not in it. An Enum cast finds the key's position and a
+    # gather takes the value: far cheaper per query than replace_strict, which joins.
+    position = key.cast(pl.Enum(list(table)), strict=False).to_physical()
+    return pl.lit(pl.Series(list(table.values()), dtype=dtype)).gather(position)
+
+
+def _utf16_units(content: pl.Expr, *, gsm7: pl.Expr, length: pl.Expr) -> pl.Expr:
+    # GSM-7 extension characters take two septets, astral characters two UTF-16 units.
+    # Each count runs only on the rows of its encoding (the others are null to it).
+    extension = pl.when(gsm7).then(content).str.count_matches(_GSM7_EXT_CHAR)
+    astral = pl.when(~gsm7).then(content).str.count_matches(_ASTRAL_CHAR)
+    return length + pl.coalesce(extension, astral)
 
 
 def _label(column: str, table: Mapping[int, str], dtype: pl.Enum) -> pl.Expr:
-    return pl.col(column).replace_strict(table, default=UNKNOWN, return_dtype=dtype)
+    # Codes are small integers: a list indexed by every code a byte holds, null for an
+    # unknown one (the output writes "unknown", the warning looks for the nulls). Codes
+    # outside 0..255 become null in the cast, so they are unknown too.
+    labels = pl.Series([table.get(code) for code in range(256)], dtype=dtype)
+    return pl.lit(labels).gather(pl.col(column).cast(pl.UInt8, strict=False))
 
 
-def _integer(column: str, dtype: type[pl.DataType]) -> pl.Expr:
-    # 5, "5" and 5.0 (which arrives as "5.0") are the same integer.
+def _integer(column: str, dtype: type[pl.DataType], form: _Form) -> pl.Expr:
+    # 5, "5" and 5.0 (which arrives as "5.0") are the same integer. Today's service sends
+    # integers as integers: "5.0" or " 5 " fail the plain cast, and the null they leave
+    # sends the page the thorough way.
+    if form.current:
+        return pl.col(column).cast(dtype, strict=False)
     return pl.col(column).str.replace(r"\.0*$", "").cast(dtype, strict=False)
 
 
-def _require(frame: pl.DataFrame, fields: Sequence[str]) -> None:
-    for field in fields:
-        missing = frame[field].is_null()
-        if missing.any():
-            _raise_bad(frame, missing, field, "the field is required but missing or null")
+def _price(form: _Form) -> pl.Expr:
+    # In a page of the current form, NaN and infinity become null, so that the null count
+    # sends the page the thorough way, where a check names them.
+    price = pl.col("SellPrice").cast(pl.Float64, strict=False)
+    return pl.when(price.is_finite()).then(price) if form.current else price
+
+
+def _legacy_result(sent_status: pl.Expr) -> pl.Expr:
+    # Older responses have a boolean SentStatus instead of SendResult.
+    lowered = sent_status.str.to_lowercase()
+    return (
+        pl.when((lowered == "true") | (lowered == "1"))
+        .then(pl.lit("1"))
+        .when((lowered == "false") | (lowered == "0"))
+        .then(pl.lit("0"))
+    )
+
+
+def _blank_as_null(field: str) -> pl.Expr:
+    # A when/then, not replace("", None): replace costs a join per column and query.
+    stripped = pl.col(field).str.strip_chars()
+    return pl.when(stripped != "").then(stripped).alias(field)
 
 
 def _raise_bad(raw: pl.DataFrame, mask: pl.Series, field: str, expected: str) -> None:
@@ -371,3 +368,190 @@ def _warn_unknown(codes: pl.Series, column: str, table: Mapping[int, str]) -> No
             column,
             code,
         )
+
+
+# -- the query, built once per form of page ---------------------------------------
+# Expressions are plain values: building them once spares every page the Python work
+# of building them again. Polars plans a query in time proportional to its expressions
+# (some microseconds each), and for a 500-row page that planning is most of the cost, so
+# each expression below is there because the page's form needs it.
+
+_NUMERIC_FIELDS: Final = ("SmsId", "SellPrice", "SmsType", "SendStatus", "SendResult", "SentStatus")
+_REQUIRED_FIELDS: Final = ("SmsId", "Phone", "SmsType", "SendStatus", "SentTime", "SendResult")
+_NUMBER_COLUMNS: Final = (
+    ("SmsId", "sms_id"),
+    ("SellPrice", "sell_price"),
+    ("SmsType", "sms_type"),
+    ("SendStatus", "send_status"),
+    ("SendResult", "send_result"),
+)
+_REQUIRED_NUMBERS: Final = ("sms_id", "sms_type", "send_status", "send_result")
+_CODE_TABLES: Final[tuple[tuple[str, Mapping[int, str]], ...]] = (
+    ("sms_type", SMS_TYPES),
+    ("send_status", SEND_STATUSES),
+    ("send_result", SEND_RESULTS),
+)
+_LABEL_DTYPES: Final = {
+    "sms_type": SMS_TYPE_LABEL_DTYPE,
+    "send_status": SEND_STATUS_LABEL_DTYPE,
+    "send_result": SEND_RESULT_LABEL_DTYPE,
+}
+#: Staged label columns, null for an unknown code, selected beside the output.
+_LABEL_WITNESSES: Final = tuple(f"_{column}_label" for column, _ in _CODE_TABLES)
+_MOBILE_PREFIX_DTYPE: Final = pl.Enum(list(MOBILE_PREFIXES))
+_CARRIER_BY_PREFIX: Final = pl.Series(list(MOBILE_PREFIXES.values()), dtype=CARRIER_DTYPE)
+_EPOCH_IN_RANGE: Final = pl.col("epoch_ms").is_between(_MIN_EPOCH_MS, _MAX_EPOCH_MS)
+#: The stages are already what the optimiser would make of them.
+_AS_WRITTEN: Final = pl.QueryOptFlags.none()
+
+
+@dataclass(frozen=True)
+class _Form:
+    """Which field forms a page needs decoded.
+
+    ``current``: as today's service sends it, and only worth trusting once every
+    row came out typed (so blank numbers need no nulling and SentTime no older
+    local form). Otherwise the older boolean ``SentStatus`` and the documented
+    ``RefercenceId`` spelling are read when the page has them.
+    """
+
+    current: bool
+    legacy_result: bool = False
+    misspelt_reference: bool = False
+
+
+_CURRENT_FORM: Final = _Form(current=True)
+
+
+@functools.cache
+def _stages(form: _Form) -> tuple[tuple[pl.Expr, ...], ...]:
+    send_result = pl.col("SendResult")
+    if form.legacy_result:
+        send_result = pl.coalesce(send_result, _legacy_result(pl.col("SentStatus")))
+    normalised = (
+        send_result.alias("SendResult"),
+        _new_form(pl.col("_digits")).alias("_national"),
+        pl.col("SentTime").str.extract(_WCF_DATE, 1).cast(pl.Int64, strict=False).alias("epoch_ms"),
+    )
+    typed = (
+        *(
+            _integer(field, SCHEMA[column].base_type(), form).alias(column)
+            for field, column in _NUMBER_COLUMNS
+            if field != "SellPrice"
+        ),
+        _price(form).alias("sell_price"),
+        _current_prefix(pl.col("_national")).alias("_national"),
+        _utf16_units(pl.col("Content"), gsm7=pl.col("_gsm7"), length=pl.col("length")).alias(
+            "_units"
+        ),
+    )
+    if not form.current:
+        # Only values that are not /Date()/ are tried as the old local form.
+        local_form = pl.when(pl.col("epoch_ms").is_null()).then(pl.col("SentTime"))
+        local_time = local_form.str.strptime(pl.Datetime("us"), _LEGACY_DATE_FORMAT, strict=False)
+        typed = (*typed, local_time.alias("local_time"))
+    looked_up = (
+        _mobile_prefix(pl.col("_national")).alias("_prefix"),
+        *(
+            _label(column, table, _LABEL_DTYPES[column]).alias(f"_{column}_label")
+            for column, table in _CODE_TABLES
+        ),
+    )
+    return _cleaned(form), normalised, typed, looked_up
+
+
+def _cleaned(form: _Form) -> tuple[pl.Expr, ...]:
+    # Surrounding blanks and empty strings of numeric fields are as absent as nulls. Today's
+    # service sends neither: a page of the current form leaves them be, and where they
+    # were, a typed column is null and the page goes the thorough way.
+    reference = pl.col("ReferenceId")
+    if form.misspelt_reference:
+        reference = pl.coalesce(reference, "RefercenceId")
+    fields = (*_NUMERIC_FIELDS, "SentTime") if form.legacy_result else _TYPED_FIELDS
+    return (
+        *(_blank_as_null(field) for field in fields if not form.current),
+        reference.fill_null("").alias("ReferenceId"),
+        _phone_digits(pl.col("Phone")).alias("_digits"),
+        pl.col("Content").str.contains(_GSM7_TEXT).alias("_gsm7"),
+        pl.col("Content").str.len_chars().alias("length"),
+    )
+
+
+_TYPED_FIELDS: Final = tuple(
+    field for field in (*_NUMERIC_FIELDS, "SentTime") if field != "SentStatus"
+)
+
+#: (field, failed, what was expected), in the order the errors are reported.
+_CHECKS: Final[tuple[tuple[str, pl.Expr, str], ...]] = (
+    *(
+        (field, pl.col(field).is_null(), "the field is required but missing or null")
+        for field in _REQUIRED_FIELDS
+    ),
+    *(
+        (
+            field,
+            pl.col(field).is_not_null() & pl.col(column).is_null(),
+            f"expected a number fitting {SCHEMA[column]}",
+        )
+        for field, column in _NUMBER_COLUMNS
+    ),
+    # NaN and infinity parse as floats but are no price: a cost report would turn to NaN.
+    # Negative prices stay (refunds may exist).
+    (
+        "SellPrice",
+        ~pl.col("sell_price").is_finite().fill_null(True),
+        "expected a finite number, not NaN or infinity",
+    ),
+    (
+        "SentTime",
+        ~(_EPOCH_IN_RANGE.fill_null(False) | pl.col("local_time").is_not_null()),
+        "expected /Date(milliseconds+0700)/ or dd/MM/yyyy HH:mm:ss",
+    ),
+)
+
+
+@functools.cache
+def _output(form: _Form) -> tuple[pl.Expr, ...]:
+    # The canonical columns in SCHEMA's order, cast where the expression's dtype differs.
+    gsm7, units = pl.col("_gsm7"), pl.col("_units")
+    single = pl.when(gsm7).then(GSM7_SINGLE).otherwise(UCS2_SINGLE)
+    multi = pl.when(gsm7).then(GSM7_MULTI).otherwise(UCS2_MULTI)
+    # An integer cast to a zoned datetime is read as microseconds since the epoch, UTC: the
+    # number is UTC milliseconds, the +0700 only names the server's zone. Null outside
+    # .NET's range, which is how decode_raw learns, without a query, that a row failed.
+    sent_at = (pl.when(_EPOCH_IN_RANGE).then(pl.col("epoch_ms")) * 1000).cast(SCHEMA["sent_at"])
+    if not form.current:
+        sent_at = pl.coalesce(sent_at, pl.col("local_time").dt.replace_time_zone(TIME_ZONE))
+    columns = {
+        "sms_id": pl.col("sms_id"),
+        "reference_id": pl.col("ReferenceId"),
+        "campaign": pl.col("Campaign"),
+        "content": pl.col("Content"),
+        "phone": pl.col("Phone"),
+        "phone_e164": pl.when(pl.col("_prefix").is_not_null()).then(
+            pl.lit("+84") + pl.col("_national").str.slice(1)
+        ),
+        "carrier": pl.lit(_CARRIER_BY_PREFIX)
+        .gather(pl.col("_prefix"))
+        .fill_null(pl.lit(UNKNOWN, CARRIER_DTYPE)),
+        "sell_price": pl.col("sell_price"),
+        **{
+            name: expression
+            for column, dtype in _LABEL_DTYPES.items()
+            for name, expression in (
+                (column, pl.col(column)),
+                (f"{column}_label", pl.col(f"_{column}_label").fill_null(pl.lit(UNKNOWN, dtype))),
+            )
+        },
+        "is_final": is_final_expr(),
+        "sent_at": sent_at,
+        "encoding": pl.when(gsm7).then(pl.lit("gsm7")).otherwise(pl.lit("ucs2")),
+        "segments": pl.when(units <= single).then(1).otherwise((units + multi - 1) // multi),
+        "length": pl.col("length"),
+    }
+    return tuple(
+        expression.alias(name)
+        if name in ("sms_id", "reference_id", "sell_price", "sent_at")
+        else expression.cast(SCHEMA[name]).alias(name)
+        for name, expression in columns.items()
+    )

@@ -36,8 +36,9 @@ logger = logging.getLogger("esms_analytics")
 
 #: How many walks of one window before it is reported incomplete.
 DEFAULT_PASSES = 3
-#: Pages are decoded in batches of about this many rows: one decode has a fixed cost of a
-#: few milliseconds, which a 500-row page would pay 40 times over (see BENCHMARKS.md).
+#: Pages are decoded in batches of about this many rows: one decode has a fixed cost of
+#: about half a millisecond (planning its one query), which decoding every 500-row page on
+#: its own pays 100 times per batch, a third more CPU in all (see BENCHMARKS.md).
 DECODE_BATCH_ROWS = 50_000
 #: Row order inside a window: stable across fetches, so equal data gives equal files.
 ROW_ORDER = ("sent_at", "sms_id", "reference_id", "phone")
