@@ -1,8 +1,9 @@
-"""Sync under latency, and peak memory while syncing one large day.
+"""Sync under latency, peak memory while syncing one large day, and a sync's CPU.
 
 The simulator runs in its own process (as the real service would), with
 ``latency`` seconds added to every request; the client syncs in this process.
-The ideal wall time is requests x latency / workers.
+The ideal wall time is requests x latency / workers. :func:`run_cpu` sets a
+sync's CPU seconds beside a plain ``requests`` loop over the same pages.
 """
 
 from __future__ import annotations
@@ -169,3 +170,91 @@ print(json.dumps({"rows": report.rows, "json_bytes": received[0], "largest_page"
 def run_memory(rows: int = 500_000) -> dict[str, Any]:
     with simulator_process(rows, 0.0) as base_url:
         return in_subprocess(MEMORY, base_url)
+
+
+CPU = """
+import json, math, sys, tempfile, time
+from datetime import datetime, timedelta
+from pathlib import Path
+import requests
+from esms_analytics.client import EsmsClient, Window
+from esms_analytics.simulator.history import VIETNAM
+from esms_analytics.sync import sync
+from esms_analytics.windows import fetch_window
+base_url, days, rows_per_day, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+now = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
+first = now.date() - timedelta(days=days)
+day_list = [first + timedelta(days=n) for n in range(days)]
+pages = math.ceil(rows_per_day / 500)
+def plain_loop():
+    # What any client must do at the least: one POST per page, the body read whole.
+    received = 0
+    with requests.Session() as session:
+        for day in day_list:
+            for page in range(1, pages + 1):
+                body = {"ApiKey": "sim-api-key", "SecretKey": "sim-secret-key", "SmsType": "2",
+                        **Window.for_day(day).params(), "Page": page, "PageSize": 500}
+                response = session.post(base_url + "/GetSmsSentData_V2", json=body, timeout=60)
+                received += len(response.content)
+    return received
+def client():
+    return EsmsClient("sim-api-key", "sim-secret-key", base_url=base_url, rate_limit=None,
+                      timeout=60)
+def fetch_only():
+    with client() as esms:
+        return sum(fetch_window(esms, 2, Window.for_day(day)).frame.height for day in day_list)
+def full_sync():
+    with tempfile.TemporaryDirectory() as scratch, client() as esms:
+        report = sync(Path(scratch) / "lake", day_list[0], day_list[-1], sms_types=[2],
+                      client=esms, workers=1, progress=False, now=now)
+        assert report.complete and report.requests == pages * days, report.summary()
+        return report.rows
+def cpu(action):
+    # CPU seconds of this process (every thread), and the wall time, of one run.
+    wall, start = time.perf_counter(), time.process_time()
+    result = action()
+    return time.process_time() - start, time.perf_counter() - wall, result
+for action in (plain_loop, fetch_only, full_sync):
+    action()  # warm-up: imports, connections, and the simulator renders each page once
+runs = {name: [] for name in ("plain requests loop", "fetch_window (client + decode)",
+                               "sync (fetch + Parquet + manifest)")}
+results = {}
+for _ in range(repeats):
+    for name, action in zip(runs, (plain_loop, fetch_only, full_sync)):
+        seconds, wall, result = cpu(action)
+        runs[name].append([seconds, wall])
+        results[name] = result
+print(json.dumps({"runs": runs, "bytes": results["plain requests loop"],
+                  "rows": results["sync (fetch + Parquet + manifest)"], "pages": pages * days}))
+"""
+
+
+def run_cpu(days: int = 20, rows_per_day: int = 5000, repeats: int = 3) -> dict[str, Any]:
+    """CPU seconds of a sync against a plain ``requests`` loop over the same pages.
+
+    The simulator serves from its own process and the client side runs in a
+    fresh one, so ``time.process_time()`` there counts the client's CPU only
+    (every thread of it). Medians of ``repeats`` interleaved runs.
+    """
+    with simulator_process(rows_per_day, 0.0) as base_url:
+        measured = in_subprocess(CPU, base_url, str(days), str(rows_per_day), str(repeats))
+    per_100k = 100_000 / measured["rows"]
+    medians = {
+        name: {
+            "cpu_s": sorted(run[0] for run in runs)[len(runs) // 2] * per_100k,
+            "wall_s": sorted(run[1] for run in runs)[len(runs) // 2] * per_100k,
+        }
+        for name, runs in measured["runs"].items()
+    }
+    plain = medians["plain requests loop"]["cpu_s"]
+    return {
+        "days": days,
+        "rows_per_day": rows_per_day,
+        "rows": measured["rows"],
+        "pages": measured["pages"],
+        "bytes": measured["bytes"],
+        "repeats": repeats,
+        "per_100k": medians,
+        "sync_ratio": medians["sync (fetch + Parquet + manifest)"]["cpu_s"] / plain,
+        "fetch_ratio": medians["fetch_window (client + decode)"]["cpu_s"] / plain,
+    }

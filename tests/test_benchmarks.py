@@ -28,6 +28,7 @@ def test_every_benchmark_runs_on_tiny_data(tmp_path: Path) -> None:
         "## 1. Decode",
         "### One page at a time",
         "## 2. Sync under latency",
+        "### CPU of a sync against a plain `requests` loop",
         "## 3. Reports",
         "## 4. Lake size",
         "## 5. A lake in object storage",
