@@ -8,6 +8,7 @@ sync's CPU seconds beside a plain ``requests`` loop over the same pages.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -30,9 +31,9 @@ import sys
 from datetime import datetime
 from esms_analytics.simulator import Faults, Simulator
 from esms_analytics.simulator.history import VIETNAM
-rows, latency = int(sys.argv[1]), float(sys.argv[2])
+rows, latency, every_type = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "1"
 now = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
-simulator = Simulator(now=now, days=400, counts=lambda t, d: rows if t == 2 else 0,
+simulator = Simulator(now=now, days=1200, counts=lambda t, d: rows if every_type or t == 2 else 0,
                       faults=Faults(latency=latency))
 print(simulator.base_url, flush=True)
 simulator.serve_forever()
@@ -40,10 +41,15 @@ simulator.serve_forever()
 
 
 @contextmanager
-def simulator_process(rows_per_day: int, latency: float) -> Iterator[str]:
-    """A simulator in a child process; yields its base URL."""
+def simulator_process(
+    rows_per_day: int, latency: float, *, every_type: bool = False
+) -> Iterator[str]:
+    """A simulator in a child process; yields its base URL.
+
+    ``rows_per_day`` rows of SmsType 2 a day, or of every type with ``every_type``.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(rows_per_day), str(latency)],
+        [sys.executable, "-c", SERVER, str(rows_per_day), str(latency), str(int(every_type))],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -257,4 +263,59 @@ def run_cpu(days: int = 20, rows_per_day: int = 5000, repeats: int = 3) -> dict[
         "per_100k": medians,
         "sync_ratio": medians["sync (fetch + Parquet + manifest)"]["cpu_s"] / plain,
         "fetch_ratio": medians["fetch_window (client + decode)"]["cpu_s"] / plain,
+    }
+
+
+FIRST_SYNC = """
+import json, sys, tempfile, time
+from datetime import datetime, timedelta
+from pathlib import Path
+from esms_analytics.client import EsmsClient
+from esms_analytics.simulator.history import VIETNAM
+from esms_analytics.sync import sync
+base_url, days = sys.argv[1], int(sys.argv[2])
+now = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
+starts = []
+with tempfile.TemporaryDirectory() as scratch, EsmsClient(
+        "sim-api-key", "sim-secret-key", base_url=base_url, rate_limit=None, timeout=60) as client:
+    original = client._session.post
+    def timed_post(*args, **kwargs):
+        starts.append(time.perf_counter())
+        return original(*args, **kwargs)
+    client._session.post = timed_post
+    report = sync(Path(scratch) / "lake", now.date() - timedelta(days=days),
+                  now.date() - timedelta(days=1), client=client, workers=1, progress=False,
+                  now=now)
+    starts.append(time.perf_counter())
+    assert report.complete, report.summary()
+    assert report.requests == len(report.windows), "one page per window expected"
+    manifest = (Path(scratch) / "lake" / "_manifest.json").stat().st_size
+print(json.dumps({"windows": len(report.windows), "rows": report.rows, "starts": starts,
+                  "manifest_bytes": manifest}))
+"""
+
+
+def run_first_sync(days: int = 1095, rows_per_window: int = 3) -> dict[str, Any]:
+    """A first sync of ``days`` days x every type at low volume: cost per window as it goes.
+
+    One worker and one page per window, so the time from one request to the next
+    is what one window costs (request, decode, Parquet file, manifest); the
+    first and last 10% of windows are compared.
+    """
+    with simulator_process(rows_per_window, 0.0, every_type=True) as base_url:
+        measured = in_subprocess(FIRST_SYNC, base_url, str(days))
+    starts = measured["starts"]
+    costs = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    tenth = max(1, len(costs) // 10)
+    first, last = sorted(costs[:tenth]), sorted(costs[-tenth:])
+    return {
+        "days": days,
+        "windows": measured["windows"],
+        "rows": measured["rows"],
+        "seconds": starts[-1] - starts[0],
+        "first_ms": 1000 * first[len(first) // 2],
+        "last_ms": 1000 * last[len(last) // 2],
+        "first_mean_ms": 1000 * sum(first) / len(first),
+        "last_mean_ms": 1000 * sum(last) / len(last),
+        "manifest_mb": measured["manifest_bytes"] / 1e6,
     }

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_decode, bench_reports, bench_store, bench_sync
+from benchmarks import bench_decode, bench_files, bench_reports, bench_store, bench_sync
 from benchmarks.common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +29,9 @@ FULL = {
     "page_repeats": 300,
     "cpu_days": 20,
     "cpu_rows": 5000,
+    "file_spans": (90, 365, 1095),
+    "file_rows": 100,
+    "first_sync_days": 1095,
 }
 QUICK = {
     "decode_rows": 2_000,
@@ -43,6 +46,9 @@ QUICK = {
     "page_repeats": 3,
     "cpu_days": 2,
     "cpu_rows": 600,
+    "file_spans": (2, 4, 6),
+    "file_rows": 5,
+    "first_sync_days": 3,
 }
 
 
@@ -162,6 +168,8 @@ def write_report(
         "",
     ]
     lines += store_section(results["store"])
+    lines += files_section(results["files"])
+    lines += first_sync_section(results["first_sync"])
     notes = ROOT / "benchmarks" / "NOTES.md"
     if notes.exists() and output == ROOT / "BENCHMARKS.md":
         lines += [notes.read_text("utf-8")]
@@ -250,6 +258,97 @@ def sync_cpu_section(cpu: dict[str, Any]) -> list[str]:
     return lines
 
 
+def files_section(files: dict[str, Any]) -> list[str]:
+    """Report time over more and more daily files, against DuckDB; and monthly files."""
+    report = "delivery_by_campaign"
+    layouts = files["layouts"]
+    lines = [
+        "## 6. Many small files",
+        "",
+        f"Every SmsType (7), {files['rows_per_file']} rows per type and day, written with the "
+        "project's lake code; shorter spans are copies of the first days. Each engine runs "
+        f"in a fresh interpreter; medians of {files['repeats']} runs after a warm-up. "
+        "Ours is `delivery_by_campaign(read_lake(lake))` (listing, checks and scan "
+        "included); DuckDB runs the same report in SQL over "
+        "`read_parquet('<lake>/sms/**/*.parquet', hive_partitioning = true)`.",
+        "",
+        f"| layout | files | rows | MB on disk | ours {report} s | DuckDB s "
+        "| ours ms/file | DuckDB ms/file |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for layout in layouts:
+        ours, duck = (layout["seconds"][engine][report] for engine in bench_files.ENGINES)
+        lines.append(
+            f"| {layout['layout']} | {layout['files']:,} | {layout['rows']:,} | "
+            f"{layout['disk_mb']:.1f} | {ours:.3f} | {duck:.3f} | "
+            f"{1000 * ours / layout['files']:.3f} | {1000 * duck / layout['files']:.3f} |"
+        )
+    daily = [layout for layout in layouts if layout["layout"].startswith("daily")]
+    fewest, most = daily[0], daily[-1]
+    extra = most["files"] - fewest["files"]
+    slopes = {
+        engine: 1000 * (most["seconds"][engine][report] - fewest["seconds"][engine][report]) / extra
+        for engine in bench_files.ENGINES
+    }
+    monthly = layouts[-1]
+    gains = {
+        engine: most["seconds"][engine][report] / monthly["seconds"][engine][report]
+        for engine in bench_files.ENGINES
+    }
+    compaction = files["compaction"]
+    lines += [
+        "",
+        f"- Cost of one more file (the slope from {fewest['files']:,} to {most['files']:,} "
+        f"files): ours {slopes['esms-analytics']:.3f} ms, DuckDB {slopes['duckdb']:.3f} ms.",
+        "",
+        "### What a monthly compaction of settled days would gain and cost",
+        "",
+        f"The same {monthly['rows']:,} rows as {monthly['files']:,} monthly files instead of "
+        f"{most['files']:,} daily ones: `{report}` runs {gains['esms-analytics']:.1f}x faster "
+        f"for us and {gains['duckdb']:.1f}x for DuckDB, and takes "
+        f"{monthly['disk_mb']:.1f} MB instead of {most['disk_mb']:.1f} MB (each file repeats "
+        "its footer, dictionaries and statistics). Writing the monthly files from the "
+        f"daily ones (`read_lake` + `write_partition` per month and type) took "
+        f"{compaction['seconds']:.1f} s for the {compaction['files']:.0f} files, "
+        f"{1000 * compaction['seconds'] / compaction['files']:.0f} ms a file.",
+        "",
+        'What it would cost beyond that: it changes the layout contract (README, "The '
+        'lake"): a partition would no longer be exactly one service window, so a re-fetch '
+        "of one settled day (`sync --refresh`) rewrites its whole month, the manifest "
+        "needs to say which days a month file holds, `date` must be stored inside the "
+        "files (readers lose day pruning from paths and filter on the column instead), and "
+        "the atomic replace must cover a month. Only settled days can be compacted, so "
+        "the last weeks stay daily and readers see both layouts. Not part of issue 16.",
+        "",
+    ]
+    return lines
+
+
+def first_sync_section(first: dict[str, Any]) -> list[str]:
+    """Cost per window at the start and the end of a long first sync."""
+    ratio = first["last_ms"] / first["first_ms"]
+    return [
+        f"## 7. A first sync: {first['days']:,} days x 7 types",
+        "",
+        f"`sync` of {first['days']:,} days x 7 types ({first['windows']:,} windows, "
+        f"{first['rows']:,} rows, one page each) into a new lake, one worker, the simulator "
+        "in its own process; the time from one request to the next is what one window "
+        f"costs (request, decode, Parquet file, manifest). Took {first['seconds']:.0f} s; "
+        f"the manifest ended at {first['manifest_mb']:.1f} MB.",
+        "",
+        "| windows | median ms per window | mean ms per window |",
+        "|---|---:|---:|",
+        f"| first 10% | {first['first_ms']:.1f} | {first['first_mean_ms']:.1f} |",
+        f"| last 10% | {first['last_ms']:.1f} | {first['last_mean_ms']:.1f} |",
+        "",
+        f"- Target: the last 10% of windows cost at most 1.2x the first: {ratio:.2f}x, "
+        f"{verdict(ratio <= 1.2)}. `_manifest.json` is rewritten whole and fsynced after "
+        "every window, so each window costs more as the lake grows; the fix (a manifest "
+        'journal) belongs to the "Ctrl-C stops" issue.',
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny data, one run each")
@@ -285,6 +384,13 @@ def main() -> None:
         repeats=sizes["repeats"],
     )
     print("object storage done", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        results["files"] = bench_files.run(
+            Path(scratch), sizes["file_rows"], max(3, sizes["repeats"]), sizes["file_spans"]
+        )
+    print("files done", flush=True)
+    results["first_sync"] = bench_sync.run_first_sync(sizes["first_sync_days"])
+    print("first sync done", flush=True)
     write_report(results, sizes, time.monotonic() - began, args.output)
     print(f"wrote {args.output}")
 

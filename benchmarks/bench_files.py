@@ -1,0 +1,143 @@
+"""Many small files: a report over 630 / 2,555 / 7,665 daily partition files against DuckDB.
+
+A lake of every SmsType (7) and ``rows_per_file`` rows a day is written once
+with the project's own lake code for the longest span; the shorter spans are
+copies of its first days, so each engine lists only the files it reads. Each
+engine runs in a fresh interpreter (``bench_reports.RUNNER``): the report is
+``delivery_by_campaign`` (and ``cost_breakdown`` by carrier), DuckDB runs the
+same SQL over ``read_parquet('.../sms/**/*.parquet')``.
+
+The same rows are also written as one file per (type, month), each stored as
+the partition of the month's first day so that both engines read it unchanged
+(neither report reads ``date``): what a monthly compaction of settled days
+would gain, and what writing it costs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from benchmarks.bench_reports import RUNNER, day_frame
+from benchmarks.common import in_subprocess
+from esms_analytics.codes import SMS_TYPES, VN_TZ
+from esms_analytics.decode import SMS_TYPE_LABEL_DTYPE
+from esms_analytics.lake import partition_path, read_lake, write_partition
+
+FIRST_DAY = date(2024, 1, 1)
+SPANS = (90, 365, 1095)
+ENGINES = ("esms-analytics", "duckdb")
+FETCHED_AT = datetime(2027, 1, 1, tzinfo=VN_TZ)
+
+
+def type_day_frame(sms_type: int, day: date, rows: int) -> pl.DataFrame:
+    """Canonical rows of one (type, day): bench_reports' generator, relabelled."""
+    frame = day_frame(day, 2, rows, seed=day.toordinal() * 31 + sms_type)
+    return frame.with_columns(
+        sms_type=pl.lit(sms_type, pl.Int16),
+        sms_type_label=pl.lit(SMS_TYPES[sms_type]).cast(SMS_TYPE_LABEL_DTYPE),
+    )
+
+
+def build_daily(lake: Path, days: int, rows_per_file: int) -> float:
+    """One file per (type, day) for ``days`` days; seconds it took (8 writers at once)."""
+    start = time.perf_counter()
+    jobs = [
+        (sms_type, FIRST_DAY + timedelta(days=offset))
+        for offset in range(days)
+        for sms_type in SMS_TYPES
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in pool.map(
+            lambda job: write_partition(
+                lake, job[0], job[1], type_day_frame(*job, rows_per_file), fetched_at=FETCHED_AT
+            ),
+            jobs,
+        ):
+            pass
+    return time.perf_counter() - start
+
+
+def copy_first_days(source: Path, target: Path, days: int) -> None:
+    """A lake holding the first ``days`` days of ``source``: the same files, copied."""
+    for offset in range(days):
+        for sms_type in SMS_TYPES:
+            day = FIRST_DAY + timedelta(days=offset)
+            shutil.copytree(
+                partition_path(source, sms_type, day), partition_path(target, sms_type, day)
+            )
+
+
+def compact_monthly(daily: Path, monthly: Path, days: int) -> dict[str, float]:
+    """Rewrite the daily lake as one file per (type, month): files written and seconds.
+
+    Each month is read back with ``read_lake`` and written with ``write_partition``,
+    as a compaction inside the project would do it.
+    """
+    months = sorted({(FIRST_DAY + timedelta(days=n)).replace(day=1) for n in range(days)})
+    start = time.perf_counter()
+    for month in months:
+        following = (month + timedelta(days=32)).replace(day=1)
+        rows = read_lake(daily, start=month, end=following - timedelta(days=1)).collect()
+        for sms_type in SMS_TYPES:
+            frame = rows.filter(pl.col("sms_type") == sms_type).drop("date")
+            write_partition(monthly, sms_type, month, frame, fetched_at=FETCHED_AT)
+    return {"files": len(months) * len(SMS_TYPES), "seconds": time.perf_counter() - start}
+
+
+def disk_bytes(lake: Path) -> int:
+    return sum(file.stat().st_size for file in lake.rglob("*.parquet"))
+
+
+def run(
+    scratch: Path, rows_per_file: int = 100, repeats: int = 3, spans: tuple[int, ...] = SPANS
+) -> dict[str, Any]:
+    """Time both engines over each span of daily files, and over the monthly files."""
+    longest = max(spans)
+    full = scratch / f"daily-{longest}"
+    build_seconds = build_daily(full, longest, rows_per_file)
+    # layout -> (lake, days of rows in it)
+    lakes: dict[str, tuple[Path, int]] = {}
+    for span in spans:
+        lake = full if span == longest else scratch / f"daily-{span}"
+        if span != longest:
+            copy_first_days(full, lake, span)
+        lakes[f"daily, {span} days"] = (lake, span)
+    monthly = scratch / "monthly"
+    compaction = compact_monthly(full, monthly, longest)
+    lakes[f"monthly, {longest} days"] = (monthly, longest)
+    layouts = []
+    for label, (lake, days) in lakes.items():
+        files = len(list(lake.rglob("*.parquet")))
+        engines = {
+            engine: in_subprocess(RUNNER, engine, str(lake), str(repeats)) for engine in ENGINES
+        }
+        layouts.append(
+            {
+                "layout": label,
+                "files": files,
+                "rows": days * len(SMS_TYPES) * rows_per_file,
+                "disk_mb": disk_bytes(lake) / 1e6,
+                "seconds": {
+                    engine: {
+                        report: sorted(runs)[len(runs) // 2]
+                        for report, runs in data.items()
+                        if report != "peak_rss_mb"
+                    }
+                    for engine, data in engines.items()
+                },
+            }
+        )
+    return {
+        "rows_per_file": rows_per_file,
+        "repeats": repeats,
+        "build_seconds": build_seconds,
+        "compaction": compaction,
+        "layouts": layouts,
+    }
