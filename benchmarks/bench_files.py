@@ -28,7 +28,7 @@ from benchmarks.bench_reports import RUNNER, day_frame
 from benchmarks.common import in_subprocess
 from esms_analytics.codes import SMS_TYPES, VN_TZ
 from esms_analytics.decode import SMS_TYPE_LABEL_DTYPE
-from esms_analytics.lake import partition_path, read_lake, write_partition
+from esms_analytics.lake import partition_key, read_lake, write_partition
 
 FIRST_DAY = date(2024, 1, 1)
 SPANS = (90, 365, 1095)
@@ -69,9 +69,8 @@ def copy_first_days(source: Path, target: Path, days: int) -> None:
     for offset in range(days):
         for sms_type in SMS_TYPES:
             day = FIRST_DAY + timedelta(days=offset)
-            shutil.copytree(
-                partition_path(source, sms_type, day), partition_path(target, sms_type, day)
-            )
+            key = partition_key(sms_type, day)
+            shutil.copytree(source / key, target / key)
 
 
 def compact_monthly(daily: Path, monthly: Path, days: int) -> dict[str, float]:

@@ -407,12 +407,14 @@ _AS_WRITTEN: Final = pl.QueryOptFlags.none()
 
 @dataclass(frozen=True)
 class _Form:
-    """Which field forms a page needs decoded.
+    """The form of a page, which decides the expressions that decode it.
 
-    ``current``: as today's service sends it, and only worth trusting once every
-    row came out typed (so blank numbers need no nulling and SentTime no older
-    local form). Otherwise the older boolean ``SentStatus`` and the documented
-    ``RefercenceId`` spelling are read when the page has them.
+    ``current``: as today's service sends it (integers as integers, SentTime as
+    ``/Date()/``, no blanks); such a decode is kept only if every row came out
+    typed. Otherwise blanks become nulls, integers may end in ``.0``, SentTime
+    may take the older local form and the checks run one by one; with
+    ``legacy_result`` and ``misspelt_reference`` the older boolean SentStatus
+    and the documented RefercenceId spelling are read too.
     """
 
     current: bool
