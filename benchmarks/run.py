@@ -7,6 +7,7 @@ smoke test does) and writes to the path given with ``--output``.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -74,6 +75,11 @@ def write_report(
         "measured in the same run, on the same data.",
         "",
         "Machine: " + ", ".join(f"{key} {value}" for key, value in facts.items()),
+        "",
+        # Wall times on a shared machine mean little without what else ran there.
+        "Load average when the run ended (1, 5, 15 minutes): "
+        + ", ".join(f"{load:.1f}" for load in os.getloadavg())
+        + f" on {os.cpu_count()} cores.",
         "",
         "## 1. Decode: page JSON bytes to the typed frame",
         "",

@@ -38,7 +38,7 @@ logger = logging.getLogger("esms_analytics")
 DEFAULT_PASSES = 3
 #: Pages are decoded in batches of about this many rows: one decode has a fixed cost of
 #: about half a millisecond (planning its one query), which decoding every 500-row page on
-#: its own pays 100 times per batch, a third more CPU in all (see BENCHMARKS.md).
+#: its own pays 100 times per batch: about 1.5x the CPU in all (see BENCHMARKS.md, notes).
 DECODE_BATCH_ROWS = 50_000
 #: Row order inside a window: stable across fetches, so equal data gives equal files.
 ROW_ORDER = ("sent_at", "sms_id", "reference_id", "phone")
