@@ -14,8 +14,9 @@ with :func:`open_store` and hand it around.
 What "atomic" means on each:
 
 - Disk: a write goes to a hidden temporary file beside its target, is fsynced
-  and renamed over it; the lock is an ``flock`` the kernel drops when its
-  holder dies.
+  and renamed over it; the lock is an ``flock`` on the lake directory itself
+  (deleting or replacing a file cannot undo it), which the kernel drops when
+  its holder dies; ``_sync.lock`` only names the holder for the refused.
 - Object store: a write is one PUT (or, above :data:`MULTIPART_THRESHOLD`, a
   multipart upload, which the store shows only once it is completed); the
   lock is an object created only if absent (S3 ``If-None-Match: *``, a GCS
@@ -41,7 +42,9 @@ import logging
 import os
 import random
 import re
+import shutil
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -193,6 +196,15 @@ class LakeStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove the object at ``key``; no error when it is already gone."""
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Remove every object of ``keys``; no error for those already gone."""
+        for key in keys:
+            self.delete(key)
+
+    @abc.abstractmethod
+    def move(self, key: str, destination: str) -> None:
+        """Move what is at ``key`` (on disk a file or a whole directory) to ``destination``."""
+
     @abc.abstractmethod
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold the lake's single-writer lock, or raise :class:`LakeLockedError` at once."""
@@ -310,17 +322,18 @@ class DiskStore(LakeStore):
         return sorted(found, key=lambda info: info.key)
 
     def head(self, key: str) -> ObjectInfo | None:
-        """Describe the file at ``key``, or return None."""
+        """Describe the file at ``key``, or return None (a directory is no object)."""
         try:
-            return ObjectInfo(key, self._path(key).stat().st_size)
-        except FileNotFoundError:
+            status = self._path(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        return None if stat.S_ISDIR(status.st_mode) else ObjectInfo(key, status.st_size)
 
     def read(self, key: str) -> bytes | None:
         """Return the file's bytes, or None."""
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
@@ -338,6 +351,8 @@ class DiskStore(LakeStore):
         """Write a hidden temporary file, fsync it and rename it over ``key``."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            _remove_empty_tree(target, self.location)
         # Hidden (leading dot), so Spark, Hive, Trino and pyarrow skip it while it exists.
         temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
@@ -353,22 +368,39 @@ class DiskStore(LakeStore):
 
     def delete(self, key: str) -> None:
         """Remove the file, if it is there."""
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             self._path(key).unlink()
+
+    def move(self, key: str, destination: str) -> None:
+        """Rename the file or directory at ``key`` to ``destination`` (same file system)."""
+        source, target = self._path(key), self._path(destination)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_directory(source.parent)
+        _fsync_directory(target.parent)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold an ``flock`` on ``_sync.lock``: the kernel drops it however its holder dies."""
-        descriptor = os.open(self._path(LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+        """Hold an ``flock`` on the lake directory: the kernel drops it however its holder dies.
+
+        The lock is on the directory itself, not on ``_sync.lock``: a file can be
+        deleted and created anew by anyone, and a second sync would then lock the
+        new file while the first still runs. ``_sync.lock`` only names the holder.
+        """
+        descriptor = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        note = self._path(LOCK_NAME)
         try:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                holder = os.pread(descriptor, 200, 0).decode("utf-8", "replace").strip()
-                raise LakeLockedError(lake=self.location, holder=holder) from exc
-            os.ftruncate(descriptor, 0)
-            os.pwrite(descriptor, _owner().describe().encode(), 0)
-            yield
+                raise LakeLockedError(lake=self.location, holder=_read_note(note)) from exc
+            try:
+                note.write_text(_owner().describe())
+                yield
+            finally:
+                # Removed while the lock is still held, so it never names a past holder.
+                with contextlib.suppress(OSError):
+                    note.unlink()
         finally:
             os.close(descriptor)
 
@@ -388,6 +420,25 @@ class DiskStore(LakeStore):
     def uri(self, key: str) -> str:
         """Return the file's path."""
         return str(self._path(key))
+
+
+def _read_note(note: Path) -> str:
+    try:
+        return note.read_text("utf-8", "replace")[:200].strip()
+    except OSError:
+        return ""
+
+
+def _remove_empty_tree(path: Path, lake: str) -> None:
+    """Remove a directory that stands where a file must go, if no file is inside it."""
+    if any(names for _, _, names in os.walk(path)):
+        raise LakeError(
+            f"{path} is a directory holding files where the lake keeps a file; move it away "
+            "and run again",
+            lake=lake,
+            partition=str(path),
+        )
+    shutil.rmtree(path)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -589,6 +640,25 @@ class CloudStore(LakeStore):
         self._check_lock_held()
         with contextlib.suppress(FileNotFoundError):
             self._call(f"delete {key}", lambda: obstore.delete(self._store, key))
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete the objects in batches of a thousand (one S3 DeleteObjects request each)."""
+        import obstore
+
+        self._check_lock_held()
+        for first in range(0, len(keys), 1000):
+            batch = keys[first : first + 1000]
+            self._call(
+                f"delete {len(batch)} objects",
+                lambda batch=batch: obstore.delete(self._store, batch),  # type: ignore[misc]
+            )
+
+    def move(self, key: str, destination: str) -> None:
+        """Copy the object to ``destination``, then delete it (object stores cannot rename)."""
+        import obstore
+
+        self._check_lock_held()
+        self._call(f"move {key}", lambda: obstore.rename(self._store, key, destination))
 
     def clear_litter(self) -> int:
         """Abort the incomplete multipart uploads a killed writer left under the lake.

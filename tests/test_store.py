@@ -381,3 +381,60 @@ def test_keys_from_the_aws_shared_files_are_used(
         with pytest.raises(LakeError, match="refused the credentials"):
             open_store(f"s3://{s3_bucket}/lake", storage_options=options).prepare(create=True)
     assert s3_server.keys(s3_bucket) == {"lake/_manifest.json": b"{}"}
+
+
+LOCK_HOLDER = """
+import sys, time
+from esms_analytics.store import open_store
+store = open_store(sys.argv[1])
+with store.lock():
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "lake")
+    store.prepare(create=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, store.location], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        note = tmp_path / "lake" / LOCK_NAME
+        assert f"pid {holder.pid}" in note.read_text()
+        # A clean-up script, a user, a failed first sync: the path goes, the lock stays.
+        note.unlink()
+        with pytest.raises(LakeLockedError, match="holder unknown"), store.lock():
+            pass
+        note.write_text("a file put back by hand")
+        with pytest.raises(LakeLockedError), store.lock():
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    with store.lock():  # the kernel dropped the dead holder's lock
+        assert f"pid {os.getpid()}" in (tmp_path / "lake" / LOCK_NAME).read_text()
+    assert not (tmp_path / "lake" / LOCK_NAME).exists()  # the note goes with the lock
+
+
+def test_a_move_takes_files_and_directories_aside(store: LakeStore) -> None:
+    store.write("sms/sms_type=2/date=2026-11-20/part-1.parquet", b"copied")
+    store.move(
+        "sms/sms_type=2/date=2026-11-20/part-1.parquet",
+        "_quarantine/now/sms/sms_type=2/date=2026-11-20/part-1.parquet",
+    )
+    assert [info.key for info in store.list_files("")] == [
+        "_quarantine/now/sms/sms_type=2/date=2026-11-20/part-1.parquet"
+    ]
+    assert store.read("_quarantine/now/sms/sms_type=2/date=2026-11-20/part-1.parquet") == b"copied"
+    store.delete_many(["_quarantine/now/sms/sms_type=2/date=2026-11-20/part-1.parquet", "gone"])
+    assert store.list_files("") == []
+    if isinstance(store, DiskStore):
+        (store.root / "a" / "part-0.parquet").mkdir(parents=True)
+        assert store.head("a/part-0.parquet") is None  # a directory is no object
+        store.write("a/part-0.parquet", b"data")  # an empty directory in the way goes
+        assert store.read("a/part-0.parquet") == b"data"
