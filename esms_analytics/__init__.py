@@ -33,9 +33,10 @@ from esms_analytics.errors import (
 )
 
 if typing.TYPE_CHECKING:
+    from esms_analytics.check import LakeCheck, LakeInfo, check_lake, lake_info
     from esms_analytics.client import EsmsClient, Page, RetryPolicy, Window
     from esms_analytics.decode import SCHEMA, decode_rows
-    from esms_analytics.lake import LAKE_SCHEMA, LakeInfo, lake_info, read_lake
+    from esms_analytics.lake import LAKE_SCHEMA, read_lake
     from esms_analytics.reports import (
         carrier_performance,
         cost_breakdown,
@@ -54,7 +55,8 @@ __version__ = "0.1.0"
 _HOMES: dict[str, str] = {
     **dict.fromkeys(("EsmsClient", "Page", "RetryPolicy", "Window"), "client"),
     **dict.fromkeys(("SCHEMA", "decode_rows"), "decode"),
-    **dict.fromkeys(("LAKE_SCHEMA", "LakeInfo", "lake_info", "read_lake"), "lake"),
+    **dict.fromkeys(("LakeCheck", "LakeInfo", "check_lake", "lake_info"), "check"),
+    **dict.fromkeys(("LAKE_SCHEMA", "read_lake"), "lake"),
     **dict.fromkeys(
         (
             "carrier_performance",
@@ -84,6 +86,7 @@ __all__ = [
     "EsmsClient",
     "EsmsError",
     "IncompleteWindowError",
+    "LakeCheck",
     "LakeError",
     "LakeInfo",
     "LakeLockedError",
@@ -98,6 +101,7 @@ __all__ = [
     "WindowReport",
     "WindowResult",
     "carrier_performance",
+    "check_lake",
     "cost_breakdown",
     "decode_rows",
     "delivery_by_campaign",

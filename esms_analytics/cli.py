@@ -12,7 +12,10 @@ code  meaning
 3     eSMS refused the ApiKey / SecretKey (CodeResult 101)
 4     eSMS or the network failed (after retries), or sent undecodable data
 5     lake or disk problem: not a lake, not writable, disk full, corrupt file, locked,
-      or its object store refused (missing bucket, credentials, endpoint, down)
+      or its object store refused (missing bucket, credentials, endpoint, down);
+      ``lake info`` / ``lake check`` found the lake damaged (a file that cannot
+      be read, wrong columns, rows other than the manifest's, a foreign file,
+      a missing or damaged manifest)
 70    internal error (a bug): run again with --debug and report the traceback
 130   interrupted (Ctrl-C, SIGINT)
 143   stopped by SIGTERM (cron, systemd, Kubernetes)
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import logging
 import math
 import os
@@ -228,7 +232,8 @@ def build_parser() -> _Parser:
         f"{ENV_BASE_URL}.",
         epilog="Exit codes: 0 ok; 1 sync incomplete; 2 bad arguments or configuration; "
         "3 credentials refused; 4 service or network failure (unreachable, retries spent); "
-        "5 lake or disk problem; 70 internal error (a bug); 130 Ctrl-C; 143 SIGTERM. "
+        "5 lake or disk problem (lake info, lake check: the lake is damaged); 70 internal error "
+        "(a bug); 130 Ctrl-C; 143 SIGTERM. "
         "--debug shows a traceback and keeps the code.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -238,12 +243,13 @@ def build_parser() -> _Parser:
     )
     # The order of the calls is the order of --help.
     sync, fetch = _add_sync_command(commands), _add_fetch_command(commands)
-    lake, lake_info = _add_lake_commands(commands)
+    lake, lake_info, lake_check = _add_lake_commands(commands)
     parser.commands = {
         "sync": sync,
         "fetch": fetch,
         "lake": lake,
         "lake info": lake_info,
+        "lake check": lake_check,
         "report": _add_report_command(commands),
         "simulate": _add_simulate_command(commands),
         "demo": _add_demo_command(commands),
@@ -386,19 +392,28 @@ def _add_fetch_command(commands: argparse._SubParsersAction[_Parser]) -> argpars
 
 def _add_lake_commands(
     commands: argparse._SubParsersAction[_Parser],
-) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
     lake = commands.add_parser("lake", help="inspect a lake")
     actions = lake.add_subparsers(
         dest="lake_command", required=True, metavar="ACTION", parser_class=_Parser
     )
     info = actions.add_parser(
         "info",
-        help="days, rows, freshness, unsettled and missing days",
-        description="Summarise a lake; exit 5 when a partition is corrupt or missing, so "
-        "monitoring can watch it.",
+        help="days, rows, freshness, unsettled and missing days (reads footers); exit 5 if damaged",
+        description="Summarise the lake from its manifest and each file's footer. Exit code 5 "
+        "when a file is unreadable, has other columns or rows than recorded, a foreign file "
+        "lies in sms/, or the manifest is missing or damaged, so monitoring can watch it.",
     )
     _add_lake_options(info, what="the lake, holding sms/ and _manifest.json")
-    return lake, info
+    check = actions.add_parser(
+        "check",
+        help="read every page of every file against the manifest; exit 5 if damaged",
+        description="Read every page of every data file and check rows, columns and partition "
+        "facts against the manifest; warn of negative sell_price. Exit code 5 on any problem. "
+        "A plain sync never re-reads settled files: run this from time to time.",
+    )
+    _add_lake_options(check, what="the lake, holding sms/ and _manifest.json")
+    return lake, info, check
 
 
 def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
@@ -846,21 +861,42 @@ def _write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _lake_info(args: argparse.Namespace) -> int:
-    from esms_analytics.lake import lake_info
+    from esms_analytics.check import check_lake, lake_info
 
-    info = lake_info(args.lake, storage_options=_storage_options(args))
-    print(info.summary())
-    problems = info.windows.filter(info.windows["status"] != "ok").height
-    if problems:
+    if args.lake_command == "check":
+        check = check_lake(args.lake, storage_options=_storage_options(args))
+        print(check.summary())
+        healthy = check.ok
+    else:
+        info = lake_info(args.lake, storage_options=_storage_options(args))
+        print(info.summary())
+        healthy = info.healthy
+    if not healthy:
         print(
-            f"error: {problems} partitions of {args.lake} are corrupt or missing; repair "
-            "each with the `sync --refresh` line above",
+            f"error: the lake {args.lake} is damaged (see above); repair each day named with "
+            "`sync --refresh`, and move foreign files out of sms/",
             file=sys.stderr,
         )
         return EXIT_LAKE
     return EXIT_OK
 
 
+def _reading_the_lake(
+    handler: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """Name the lake and what to do when a damaged file fails the scan of a report."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from esms_analytics.lake import reading_lake
+
+        with reading_lake(args.lake):
+            return handler(args)
+
+    return run
+
+
+@_reading_the_lake
 def _report(args: argparse.Namespace) -> int:
     from esms_analytics import render
     from esms_analytics.bundle import KINDS, Selection

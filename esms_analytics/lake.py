@@ -7,17 +7,25 @@ Layout (a public contract, see README "The lake"):
     <lake>/
       sms/sms_type=<code>/date=<YYYY-MM-DD>/part-0.parquet
       _manifest.json      what was fetched when, and whether it has settled
-      _sync.lock          held by a running sync
+      _manifest.d/        one small journal object per window recorded since
+      _quarantine/        what a sync moved out of a partition it rewrote
+      _sync.lock          names the sync that holds the lock
 
 - ``date`` is the Vietnam-local *creation* day of the window the rows were
   fetched for; a partition is exactly the service's answer for one
   (type, day) window and a new fetch replaces it whole.
+- **Data is exactly** ``sms/sms_type=<code>/date=<day>/part-0.parquet``.
+  Any other visible object under ``sms/`` is *foreign*: never read, listed by
+  ``lake info`` and ``lake check`` as a problem, and moved to
+  ``_quarantine/<when>/<its key>`` when a sync rewrites its partition.
 - ``sms_type`` and ``date`` live in the path only, never inside the files.
 - Files: zstd, column statistics, timestamps as microseconds adjusted to UTC
   (``Asia/Ho_Chi_Minh`` recorded in the Arrow schema), labels as
   dictionary-encoded strings (with their Enum categories in the Arrow field
-  metadata, for Polars), ``esms_analytics.schema_version`` in the key-value
-  metadata, row groups of :data:`ROW_GROUP_ROWS` rows.
+  metadata, for Polars), row groups of :data:`ROW_GROUP_ROWS` rows; the
+  key-value metadata holds ``esms_analytics.schema_version``, ``.sms_type``,
+  ``.date``, ``.fetched_at``, ``.count_total``, ``.requests`` and
+  ``.settled``, so the manifest can be rebuilt from the files.
 - A window with no rows has no file (its manifest entry says ``rows: 0``).
 - Names starting with ``_`` or ``.`` are not data: Spark, Hive, Trino and
   pyarrow skip them, and temporary files use them.
@@ -32,29 +40,38 @@ crash sees the old file or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import json
+import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from esms_analytics.arguments import optional_date
-from esms_analytics.codes import TIME_ZONE
+from esms_analytics.codes import VN_TZ
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError
 from esms_analytics.store import LOCK_NAME, LakeLocation, LakeStore, ObjectInfo, open_store
+
+logger = logging.getLogger("esms_analytics")
 
 SCHEMA_VERSION: Final = "1"
 DATA_DIR: Final = "sms"
 PART_NAME: Final = "part-0.parquet"
 MANIFEST_NAME: Final = "_manifest.json"
+#: The manifest's journal: one object per window recorded since the last compaction.
+JOURNAL_DIR: Final = "_manifest.d"
+#: Where a sync moves what it finds in a partition it rewrites, and a damaged manifest.
+QUARANTINE_DIR: Final = "_quarantine"
 ROW_GROUP_ROWS: Final = 128 * 1024
 #: Where a lake's rows came from, kept in the manifest: the two never share a lake.
 SOURCE_ESMS: Final = "esms"
@@ -63,12 +80,21 @@ SOURCE_SIMULATOR: Final = "simulator"
 PARTITION_SCHEMA: Final = pl.Schema({"sms_type": pl.Int16(), "date": pl.Date()})
 #: What :func:`read_lake` returns: the canonical columns, then the partition day.
 LAKE_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date()})
+#: sync's default settle time, for files written before they recorded ``settled``.
+_REBUILD_SETTLE_DAYS: Final = 3
 _FILE_COLUMNS: Final = [name for name in SCHEMA if name != "sms_type"]
+_META: Final = "esms_analytics."
+_T = TypeVar("_T")
 
 
 def partition_key(sms_type: int, day: date) -> str:
     """Return the key prefix of one (SmsType, day) partition, under the lake's root."""
     return f"{DATA_DIR}/sms_type={sms_type}/date={day.isoformat()}"
+
+
+def data_key(sms_type: int, day: date) -> str:
+    """Return the key of the one data file of a partition."""
+    return f"{partition_key(sms_type, day)}/{PART_NAME}"
 
 
 def open_lake(
@@ -116,9 +142,23 @@ def _not_a_lake(store: LakeStore) -> str:
 
 
 def write_partition(
-    lake: LakeLocation, sms_type: int, day: date, frame: pl.DataFrame, *, fetched_at: datetime
+    lake: LakeLocation,
+    sms_type: int,
+    day: date,
+    frame: pl.DataFrame,
+    *,
+    fetched_at: datetime,
+    count_total: int | None = None,
+    requests: int = 0,
+    settled: bool | None = None,
 ) -> str | None:
     """Replace the partition of (``sms_type``, ``day``) with ``frame``, atomically.
+
+    Anything else in the partition (a copied ``part-1.parquet``, a stray file,
+    a directory where the file goes, a file where the partition's directory
+    goes) is first moved to ``_quarantine/``, so the partition holds exactly
+    the file written. ``count_total``, ``requests`` and ``settled`` go into the
+    file's metadata with ``fetched_at`` (what the manifest is rebuilt from).
 
     Returns the key of the file written, or None for an empty window (whose old
     file, if any, is removed).
@@ -131,39 +171,78 @@ def write_partition(
             f"rows of SmsType {other_types} cannot go to the sms_type={sms_type} partition"
         )
     store = open_store(lake)
-    directory = partition_key(sms_type, day)
+    target = data_key(sms_type, day)
+    quarantine_foreign(store, sms_type, day)
     if frame.height == 0:
-        for stale in store.list_files(f"{directory}/"):
-            if _is_data_file(stale.key):
-                store.delete(stale.key)
+        store.delete(target)
         return None
+    facts = {
+        "schema_version": SCHEMA_VERSION,
+        "sms_type": str(sms_type),
+        "date": day.isoformat(),
+        "fetched_at": fetched_at.isoformat(),
+        "count_total": str(frame.height if count_total is None else count_total),
+        "requests": str(requests),
+        "settled": json.dumps(_is_settled(day, fetched_at) if settled is None else settled),
+    }
     table = _to_arrow(frame.select(_FILE_COLUMNS))
     table = table.replace_schema_metadata(
         {
             **(table.schema.metadata or {}),
-            b"esms_analytics.schema_version": SCHEMA_VERSION.encode(),
-            b"esms_analytics.sms_type": str(sms_type).encode(),
-            b"esms_analytics.date": day.isoformat().encode(),
-            b"esms_analytics.fetched_at": fetched_at.isoformat().encode(),
+            **{f"{_META}{name}".encode(): value.encode() for name, value in facts.items()},
         }
     )
-    target = f"{directory}/{PART_NAME}"
     with store.writer(target) as file:
-        pq.write_table(
-            table,
-            file,
-            compression="zstd",
-            row_group_size=ROW_GROUP_ROWS,
-            write_statistics=True,
-            use_dictionary=True,
-            coerce_timestamps="us",
-        )
+        _write_parquet(table, file)
     return target
 
 
-def _is_data_file(key: str) -> bool:
-    name = key.rsplit("/", 1)[-1]
-    return name.startswith("part-") and name.endswith(".parquet")
+def _write_parquet(table: pa.Table, file: Any) -> None:
+    pq.write_table(
+        table,
+        file,
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=True,
+        use_dictionary=True,
+        coerce_timestamps="us",
+    )
+
+
+def quarantine_foreign(store: LakeStore, sms_type: int, day: date) -> list[str]:
+    """Move everything but the data file out of a partition, into ``_quarantine/``.
+
+    Call it holding the lock. Returns the keys moved (each is logged).
+    """
+    directory = partition_key(sms_type, day)
+    target = f"{directory}/{PART_NAME}"
+    foreign = [directory] if store.head(directory) is not None else []
+    foreign += [
+        info.key
+        for info in store.list_files(f"{directory}/")
+        if info.key != target and not _is_hidden(info.key.removeprefix(f"{directory}/"))
+    ]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    for key in foreign:
+        destination = f"{QUARANTINE_DIR}/{stamp}/{key}"
+        store.move(key, destination)
+        logger.warning(
+            "lake %s: %s is not the partition's data file; moved to %s",
+            store.location,
+            key,
+            destination,
+        )
+    return foreign
+
+
+def _is_hidden(relative_key: str) -> bool:
+    return any(part.startswith((".", "_")) for part in relative_key.split("/"))
+
+
+def _is_settled(day: date, fetched_at: datetime) -> bool:
+    """Tell whether a fetch was final by sync's default rule: three days after the day ended."""
+    end = datetime(day.year, day.month, day.day, tzinfo=VN_TZ) + timedelta(days=1)
+    return fetched_at >= end + timedelta(days=_REBUILD_SETTLE_DAYS)
 
 
 def _to_arrow(frame: pl.DataFrame) -> pa.Table:
@@ -173,14 +252,23 @@ def _to_arrow(frame: pl.DataFrame) -> pa.Table:
     # without converting every row. Large strings become strings, which all read.
     table = frame.to_arrow()
     fields = []
-    for field in table.schema:
-        kind = field.type
+    for field_ in table.schema:
+        kind = field_.type
         if pa.types.is_dictionary(kind):
             kind = pa.dictionary(kind.index_type, pa.string(), kind.ordered)
         elif pa.types.is_large_string(kind):
             kind = pa.string()
-        fields.append(pa.field(field.name, kind, nullable=True, metadata=field.metadata))
+        fields.append(pa.field(field_.name, kind, nullable=True, metadata=field_.metadata))
     return table.cast(pa.schema(fields))
+
+
+@functools.cache
+def file_schema() -> list[tuple[str, pa.DataType]]:
+    """Return the columns and Arrow types a data file reads back with (what checks expect)."""
+    buffer = io.BytesIO()
+    _write_parquet(_to_arrow(pl.DataFrame(schema=SCHEMA).select(_FILE_COLUMNS)), buffer)
+    buffer.seek(0)
+    return [(column.name, column.type) for column in pq.read_schema(buffer)]
 
 
 # -- the manifest -------------------------------------------------------------
@@ -216,17 +304,41 @@ class WindowEntry:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> WindowEntry:
-        """Parse one manifest entry."""
+    def from_json(cls, data: object) -> WindowEntry:
+        """Parse one manifest entry, strictly: a field of the wrong JSON type is an error.
+
+        Raises ``ValueError`` naming the field (``"settled": "false"`` is a
+        string, not the boolean false, and is refused rather than read as true).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"an entry is {type(data).__name__}, not a JSON object")
+        fetched_at = datetime.fromisoformat(_typed(data, "fetched_at", str))
+        if fetched_at.tzinfo is None:
+            raise ValueError(f"fetched_at {fetched_at} has no time zone")
         return cls(
-            sms_type=int(data["sms_type"]),
-            date=date.fromisoformat(data["date"]),
-            fetched_at=datetime.fromisoformat(data["fetched_at"]),
-            rows=int(data["rows"]),
-            count_total=int(data["count_total"]),
-            requests=int(data["requests"]),
-            settled=bool(data["settled"]),
+            sms_type=_typed(data, "sms_type", int),
+            date=date.fromisoformat(_typed(data, "date", str)),
+            fetched_at=fetched_at,
+            rows=_count(data, "rows"),
+            count_total=_count(data, "count_total"),
+            requests=_count(data, "requests"),
+            settled=_typed(data, "settled", bool),
         )
+
+
+def _typed(data: dict[str, Any], name: str, kind: type[_T]) -> _T:
+    value = data.get(name)
+    # bool is an int in Python, not in JSON: neither may stand for the other.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f'"{name}" is {json.dumps(value)}, not a JSON {kind.__name__}')
+    return value
+
+
+def _count(data: dict[str, Any], name: str) -> int:
+    value = _typed(data, name, int)
+    if value < 0:
+        raise ValueError(f'"{name}" is {value}, below 0')
+    return value
 
 
 def window_key(sms_type: int, day: date) -> str:
@@ -234,8 +346,35 @@ def window_key(sms_type: int, day: date) -> str:
     return f"{sms_type}/{day.isoformat()}"
 
 
+def journal_key(sms_type: int, day: date) -> str:
+    """Return the key of a window's journal object."""
+    return f"{JOURNAL_DIR}/{sms_type}_{day.isoformat()}.json"
+
+
 class Manifest:
-    """The lake's ``_manifest.json``: one entry per fetched window, saved atomically."""
+    """What was fetched when: ``_manifest.json`` plus its journal ``_manifest.d/``.
+
+    :meth:`record` writes one small object per window (``_manifest.d/<type>_<day>.json``,
+    atomically, like every write), so recording costs the same at any lake size;
+    :meth:`compact` folds the journal into ``_manifest.json`` at the end of a
+    sync. Readers take both, the later ``fetched_at`` winning, so a sync killed
+    before compacting loses nothing it recorded.
+
+    A missing or damaged ``_manifest.json`` (truncated, ``"windows": null``, a
+    directory, a field of the wrong JSON type) is never fatal: the windows of the
+    data files it should list are rebuilt from the files' own metadata and
+    :attr:`problem` says what happened. Only windows with no rows (no file)
+    cannot be rebuilt; the next sync asks for them again.
+
+    Attributes
+    ----------
+    entries : dict
+        :class:`WindowEntry` by :func:`window_key`.
+    problem : str or None
+        What was wrong with the manifest, or None.
+    rebuilt : int
+        Windows rebuilt from their files.
+    """
 
     def __init__(self, lake: LakeLocation):
         self.store = open_store(lake)
@@ -243,33 +382,99 @@ class Manifest:
         self.entries: dict[str, WindowEntry] = {}
         #: ``esms`` or ``simulator`` once a window was stored (None in older lakes).
         self.source: str | None = None
-        text = self.store.read(MANIFEST_NAME)
-        if text is not None:
+        self.problem: str | None = None
+        self.rebuilt = 0
+        self._damaged = False
+        self._journal: set[str] = set()
+        journal = self._read_journal()
+        snapshot = self._read_snapshot()
+        if snapshot is not None:
+            self.entries = snapshot
+        for entry in journal:
+            self._merge(entry)
+        if snapshot is None:
+            self._rebuild_missing()
+
+    @property
+    def uri(self) -> str:
+        """Where the manifest is, for messages."""
+        return self.store.uri(MANIFEST_NAME)
+
+    def _merge(self, entry: WindowEntry) -> None:
+        known = self.entries.get(entry.key)
+        if known is None or entry.fetched_at >= known.fetched_at:
+            self.entries[entry.key] = entry
+
+    def _read_snapshot(self) -> dict[str, WindowEntry] | None:
+        try:
+            text = self.store.read(MANIFEST_NAME)
+            if text is None:
+                self.problem = f"the manifest {self.uri} is missing"
+                return None
+            data = json.loads(text.decode("utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("windows"), dict):
+                found = json.dumps(data.get("windows")) if isinstance(data, dict) else "absent"
+                raise ValueError(f'"windows" is {found[:40]}, not a JSON object')
+            source = data.get("source")
+            if source is not None and not isinstance(source, str):
+                raise ValueError(f'"source" is {json.dumps(source)[:40]}, not a JSON string')
+            self.source = source
+            entries = {}
+            for key, value in data["windows"].items():
+                entry = WindowEntry.from_json(value)
+                if entry.key != key:
+                    raise ValueError(f"the entry {key} describes the window {entry.key}")
+                entries[key] = entry
+            return entries
+        except (OSError, ValueError) as exc:
+            # IsADirectoryError, a cut-off or hand-edited file: the files still know.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.problem = f"the manifest {self.uri} is unreadable ({reason[:200]})"
+            self._damaged = True
+            return None
+
+    def _read_journal(self) -> list[WindowEntry]:
+        keys = [info.key for info in self.store.list_files(f"{JOURNAL_DIR}/")]
+        self._journal.update(keys)
+        entries = []
+        for key, text in zip(keys, map_files(self.store, self.store.read, keys), strict=True):
+            if text is None:
+                continue  # compacted away since the listing: the snapshot holds it now
             try:
-                data = json.loads(text.decode("utf-8"))
-                self.source = data.get("source")
-                self.entries = {
-                    key: WindowEntry.from_json(value) for key, value in data["windows"].items()
-                }
-            except (ValueError, KeyError, TypeError) as exc:
-                raise LakeError(
-                    f"the manifest {self.store.uri(MANIFEST_NAME)} is unreadable ({exc}); move it "
-                    "aside and run `esms-analytics sync --refresh` over the lake's days to "
-                    "rebuild it",
-                    lake=self.store.location,
-                    partition=MANIFEST_NAME,
-                ) from exc
+                entries.append(WindowEntry.from_json(json.loads(text.decode("utf-8"))))
+            except ValueError as exc:
+                # Only outside hands can damage an object written atomically: the
+                # window is fetched again, as if never recorded.
+                logger.warning("lake %s: ignoring %s (%s)", self.store.location, key, exc)
+        return entries
+
+    def _rebuild_missing(self) -> None:
+        """Rebuild the entries of data files the journal does not cover."""
+        files = [
+            file
+            for file in lake_inventory(self.store).files
+            if window_key(file.sms_type, file.date) not in self.entries
+        ]
+        for entry in map_files(self.store, lambda file: _entry_from_file(self.store, file), files):
+            if entry is not None:
+                self.entries[entry.key] = entry
+                self.rebuilt += 1
+        if not self.rebuilt and not self._damaged:
+            self.problem = None  # a new lake, or one whose first sync is under way
+        elif self.problem is not None:
+            self.problem += f"; {self.rebuilt} windows were rebuilt from their files' metadata"
+            logger.warning("lake %s: %s", self.store.location, self.problem)
 
     def get(self, sms_type: int, day: date) -> WindowEntry | None:
         """Return the entry of a window, if it was ever fetched."""
         return self.entries.get(window_key(sms_type, day))
 
     def claim(self, source: str) -> None:
-        """Check that rows from ``source`` may join the lake; the next save records it."""
+        """Check that rows from ``source`` may join the lake; a lake's first claim is saved."""
         with self._lock:
-            if self.source is None:
-                self.source = source
-            elif self.source != source:
+            if self.source == source:
+                return
+            if self.source is not None:
                 lake = self.store.location
                 raise LakeError(
                     f"the lake {lake} holds rows from the {self.source}; rows from the "
@@ -277,11 +482,34 @@ class Manifest:
                     "messages): give another --lake",
                     lake=str(lake),
                 )
+            self.source = source
+        # Saved at once, not at the end of the sync: a sync killed before then must not
+        # leave a lake that the other source could join.
+        self.compact(force=True)
 
     def record(self, entry: WindowEntry) -> None:
-        """Store ``entry`` and save the manifest (thread-safe)."""
+        """Record ``entry``: one small journal object, whatever the lake's size (thread-safe)."""
+        key = journal_key(entry.sms_type, entry.date)
+        text = json.dumps(entry.to_json(), ensure_ascii=False).encode("utf-8")
+        self.store.write(key, text)
         with self._lock:
             self.entries[entry.key] = entry
+            self._journal.add(key)
+
+    def compact(self, *, force: bool = False) -> None:
+        """Fold the journal into ``_manifest.json`` and remove it; call it holding the lock.
+
+        The new manifest is written (atomically) before any journal object is
+        removed, so a crash at any point leaves the same entries readable. A
+        damaged manifest is first moved to ``_quarantine/``.
+        """
+        with self._lock:
+            if not self._journal and self.problem is None and not force:
+                return
+            if self._damaged:
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+                self.store.move(MANIFEST_NAME, f"{QUARANTINE_DIR}/{stamp}/{MANIFEST_NAME}")
+                self._damaged = False
             payload = {
                 "schema_version": SCHEMA_VERSION,
                 **({"source": self.source} if self.source else {}),
@@ -290,6 +518,42 @@ class Manifest:
             self.store.write(
                 MANIFEST_NAME, json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8")
             )
+            self.store.delete_many(sorted(self._journal))
+            self._journal.clear()
+            self.problem = None
+
+
+def _entry_from_file(store: LakeStore, file: PartitionFile) -> WindowEntry | None:
+    """Rebuild a manifest entry from a data file's footer; None when it cannot be read."""
+    try:
+        footer = read_footer(store, file)
+    except CorruptPartitionError as exc:
+        logger.warning("lake %s: cannot rebuild %s (%s)", store.location, file.key, exc.problem)
+        return None
+    facts = footer.facts
+    try:
+        fetched_at = datetime.fromisoformat(facts["fetched_at"])
+        settled_text = facts.get("settled")
+        return WindowEntry(
+            file.sms_type,
+            file.date,
+            fetched_at,
+            footer.rows,
+            int(facts.get("count_total", footer.rows)),
+            int(facts.get("requests", 0)),
+            _is_settled(file.date, fetched_at) if settled_text is None else settled_text == "true",
+        )
+    except (KeyError, ValueError):
+        logger.warning("lake %s: %s records no fetch time", store.location, file.key)
+        return None
+
+
+def map_files(store: LakeStore, function: Callable[[Any], _T], items: Sequence[Any]) -> list[_T]:
+    """Apply ``function`` to each item: in order on disk, side by side over a network."""
+    if store.is_local or len(items) < 2:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="esms-lake") as pool:
+        return list(pool.map(function, items))
 
 
 # -- the lock -----------------------------------------------------------------
@@ -299,8 +563,8 @@ class Manifest:
 def lake_lock(lake: LakeLocation) -> Iterator[LakeStore]:
     """Hold the lake's sync lock, or raise :class:`LakeLockedError` at once.
 
-    On disk an ``flock`` on ``_sync.lock`` (the kernel releases it however its
-    holder dies); in an object store a leased lock object (see
+    On disk an ``flock`` on the lake directory (the kernel releases it however
+    its holder dies); in an object store a leased lock object (see
     :mod:`esms_analytics.store`).
     """
     store = open_store(lake)
@@ -312,8 +576,8 @@ def discard_unused_lake(store: LakeStore) -> bool:
     """Remove a local lake holding nothing but the lock and empty folders; True if removed.
 
     For a first sync that stored nothing: it leaves no lake behind. Call it
-    holding the lock (unlinking a held lock is safe: the kernel lock goes with
-    the descriptor). Anything else in the folder keeps it; a bucket is left alone.
+    holding the lock (removing the locked directory is safe: the kernel lock goes
+    with the descriptor). Anything else in the folder keeps it; a bucket is left alone.
     """
     if not store.is_local or store.head(MANIFEST_NAME) is not None:
         return False
@@ -337,7 +601,7 @@ def remove_stale_temporaries(lake: LakeLocation) -> int:
     return open_store(lake).clear_litter()
 
 
-# -- reading ------------------------------------------------------------------
+# -- listing ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -350,6 +614,58 @@ class PartitionFile:
     size: int
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """What a listing found under ``sms/``: the data files, and every foreign object."""
+
+    files: list[PartitionFile] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+
+
+def lake_inventory(
+    lake: LakeLocation,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    sms_types: Sequence[int] | None = None,
+) -> Inventory:
+    """List the lake's data files and foreign objects, pruned by type and day from keys alone.
+
+    With ``sms_types``, only those types are listed, each from its first day
+    asked for on (a listing that starts after a key), so reading a week of a
+    years-old lake never lists the whole lake; without, the whole ``sms/``
+    tree is listed, and objects outside any type's folder are found too.
+    """
+    store = open_store(lake)
+    found = Inventory()
+    if sms_types is None and start is None:
+        listings: Iterable[list[ObjectInfo]] = [store.list_files(f"{DATA_DIR}/")]
+    else:
+        types = sms_types or [
+            int(name.removeprefix("sms_type="))
+            for name in store.list_dirs(f"{DATA_DIR}/")
+            if name.startswith("sms_type=") and name.removeprefix("sms_type=").isdigit()
+        ]
+        listings = (
+            store.list_files(
+                f"{DATA_DIR}/sms_type={sms_type}/",
+                start_after=f"{DATA_DIR}/sms_type={sms_type}/date={start}" if start else None,
+            )
+            for sms_type in sorted(set(types))
+        )
+    for infos in listings:
+        for info in infos:
+            relative = info.key.removeprefix(f"{DATA_DIR}/")
+            parsed = _parse_key(info)
+            if parsed is None:
+                if not _is_hidden(relative):
+                    found.foreign.append(info.key)
+                continue
+            if (start is None or parsed.date >= start) and (end is None or parsed.date <= end):
+                found.files.append(parsed)
+    return found
+
+
 def partition_files(
     lake: LakeLocation,
     *,
@@ -357,42 +673,77 @@ def partition_files(
     end: date | None = None,
     sms_types: Sequence[int] | None = None,
 ) -> list[PartitionFile]:
-    """List the data files of the lake, pruned by type and day from their keys alone.
-
-    Only the types asked for are listed, each from its first day asked for on
-    (a listing that starts after a key), so reading a week of a years-old
-    lake never lists the whole lake.
-    """
-    store = open_store(lake)
-    if sms_types is None:
-        types = sorted(
-            int(name.partition("=")[2])
-            for name in store.list_dirs(f"{DATA_DIR}/")
-            if name.startswith("sms_type=") and name.partition("=")[2].isdigit()
-        )
-    else:
-        types = sorted(set(sms_types))
-    found = []
-    for sms_type in types:
-        prefix = f"{DATA_DIR}/sms_type={sms_type}/"
-        first = f"{prefix}date={start.isoformat()}" if start else None
-        for info in store.list_files(prefix, start_after=first):
-            parsed = _parse_key(info, prefix)
-            if parsed is not None and (end is None or parsed.date <= end):
-                found.append(PartitionFile(sms_type, parsed.date, info.key, info.size))
-    return found
+    """List the data files of the lake, pruned by type and day (see :func:`lake_inventory`)."""
+    return lake_inventory(lake, start=start, end=end, sms_types=sms_types).files
 
 
-def _parse_key(info: ObjectInfo, prefix: str) -> PartitionFile | None:
-    """Parse the partition of ``<prefix>date=D/part-N.parquet``; None for anything else."""
-    folder, _, name = info.key.removeprefix(prefix).partition("/")
-    if "/" in name or not _is_data_file(name) or not folder.startswith("date="):
+def _parse_key(info: ObjectInfo) -> PartitionFile | None:
+    """Parse ``sms/sms_type=N/date=D/part-0.parquet``; None for any other key."""
+    parts = info.key.split("/")
+    if len(parts) != 4 or parts[0] != DATA_DIR or parts[3] != PART_NAME:
+        return None
+    type_text, day_text = parts[1].removeprefix("sms_type="), parts[2].removeprefix("date=")
+    if type_text == parts[1] or day_text == parts[2] or not type_text.isdigit():
         return None
     try:
-        day = date.fromisoformat(folder.removeprefix("date="))
+        day = date.fromisoformat(day_text)
     except ValueError:
         return None
-    return PartitionFile(-1, day, info.key, info.size)
+    if day.isoformat() != day_text:
+        return None  # 20261120 parses too, but is not how the lake names a day
+    return PartitionFile(int(type_text), day, info.key, info.size)
+
+
+# -- footers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Footer:
+    """What a data file's footer says: rows, whether its columns are right, its facts."""
+
+    rows: int
+    schema_ok: bool
+    facts: dict[str, str]
+    metadata: pq.FileMetaData
+
+    def problem(self, file: PartitionFile) -> str | None:
+        """Describe what is wrong with the file from its footer alone, or None."""
+        if not self.schema_ok:
+            return "wrong_schema"
+        if self.facts.get("sms_type") != str(file.sms_type) or self.facts.get("date") != str(
+            file.date
+        ):
+            return "wrong_partition"
+        return None
+
+
+def read_footer(store: LakeStore, file: PartitionFile) -> Footer:
+    """Parse a data file's footer, or raise :class:`CorruptPartitionError`."""
+    try:
+        with store.open_read(file.key) as handle:
+            metadata = pq.read_metadata(handle)
+    except (OSError, pa.ArrowException) as exc:
+        raise corrupt(store, file, str(exc)) from exc
+    schema = metadata.schema.to_arrow_schema()
+    raw = schema.metadata or {}
+    facts = {
+        key.decode()[len(_META) :]: value.decode("utf-8", "replace")
+        for key, value in raw.items()
+        if key.startswith(_META.encode())
+    }
+    columns = [(column.name, column.type) for column in schema]
+    return Footer(metadata.num_rows, columns == file_schema(), facts, metadata)
+
+
+def corrupt(store: LakeStore, file: PartitionFile, problem: str) -> CorruptPartitionError:
+    """Build the error for a data file that cannot be read."""
+    return CorruptPartitionError(
+        lake=store.location,
+        partition=store.uri(file.key),
+        sms_type=file.sms_type,
+        day=file.date.isoformat(),
+        problem=problem,
+    )
 
 
 def check_file(store: LakeStore, file: PartitionFile, *, thorough: bool = True) -> int:
@@ -403,25 +754,21 @@ def check_file(store: LakeStore, file: PartitionFile, *, thorough: bool = True) 
     cut short by a full disk or a partial copy) at a fraction of the cost, and
     the row count is not known (-1).
     """
+    if thorough:
+        return read_footer(store, file).rows
     try:
-        if thorough:
-            with store.open_read(file.key) as handle:
-                return int(pq.read_metadata(handle).num_rows)
         if file.size < 8:
             raise OSError(f"the file has only {file.size} bytes")
         head = store.read_range(file.key, 0, 4)
         tail = store.read_range(file.key, file.size - 4, file.size)
-        if head != b"PAR1" or tail != b"PAR1":
-            raise OSError("the file does not start and end with the Parquet mark PAR1")
-        return -1
-    except (OSError, pa.ArrowException) as exc:
-        raise CorruptPartitionError(
-            lake=store.location,
-            partition=store.uri(file.key),
-            sms_type=file.sms_type,
-            day=file.date.isoformat(),
-            problem=str(exc),
-        ) from exc
+    except OSError as exc:
+        raise corrupt(store, file, str(exc)) from exc
+    if head != b"PAR1" or tail != b"PAR1":
+        raise corrupt(store, file, "the file does not start and end with the Parquet mark PAR1")
+    return -1
+
+
+# -- reading ------------------------------------------------------------------
 
 
 def read_lake(
@@ -439,9 +786,11 @@ def read_lake(
     cloud's standard environment. ``start``/``end`` (creation days, inclusive)
     and ``sms_types`` prune whole partitions from their keys before anything is
     read; every other filter and the column selection are pushed down to the
-    Parquet scan (Polars reads object stores directly). Every file's Parquet
-    marks are checked first, so a file cut short is named at once, not in the
-    middle of a report (``lake info`` parses every footer).
+    Parquet scan (Polars reads object stores directly). Only each partition's
+    ``part-0.parquet`` is read; other objects found are logged as not read.
+    Every file's Parquet marks are checked first, so a file cut short is named
+    at once; damage the marks do not show (garbage pages, wrong columns) fails
+    the scan itself: ``check_lake`` names the file.
 
     Examples
     --------
@@ -458,14 +807,22 @@ def read_lake(
     (True, [2])
     """
     store = open_lake(lake, create=False, storage_options=storage_options)
-    files = partition_files(
+    found = lake_inventory(
         store, start=optional_date(start), end=optional_date(end), sms_types=sms_types
     )
-    _check_marks(store, files)
-    if not files:
+    if found.foreign:
+        logger.warning(
+            "lake %s: %d objects in the partitions are not data and are not read (%s); "
+            "`esms-analytics lake check` lists them",
+            store.location,
+            len(found.foreign),
+            found.foreign[0],
+        )
+    map_files(store, lambda file: check_file(store, file, thorough=False), found.files)
+    if not found.files:
         return pl.LazyFrame(schema=LAKE_SCHEMA)
     scan = pl.scan_parquet(
-        [store.uri(file.key) for file in files],
+        [store.uri(file.key) for file in found.files],
         hive_partitioning=True,
         hive_schema=dict(PARTITION_SCHEMA),
         storage_options=store.storage_options,
@@ -473,127 +830,19 @@ def read_lake(
     return scan.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
 
 
-def _check_marks(store: LakeStore, files: list[PartitionFile]) -> None:
-    if store.is_local or len(files) < 2:
-        for file in files:
-            check_file(store, file, thorough=False)
-        return
-    # Two small ranged reads a file: over a network, run them side by side.
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="esms-check") as pool:
-        for _ in pool.map(lambda file: check_file(store, file, thorough=False), files):
-            pass
+@contextlib.contextmanager
+def reading_lake(lake: str) -> Iterator[None]:
+    """Turn a scan that fails on a damaged file inside the block into a :class:`LakeError`.
 
-
-# -- information --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LakeInfo:
-    """What a lake holds: one row per known window, and what is missing.
-
-    ``windows`` columns: ``sms_type``, ``date``, ``rows``, ``file_bytes``,
-    ``fetched_at``, ``settled``, ``status`` (``ok``, ``missing_file`` or
-    ``corrupt``). ``missing`` lists (sms_type, day) inside each type's first
-    and last day that were never fetched.
+    Polars names the file it could not read; the error adds what to do.
     """
-
-    lake: str
-    windows: pl.DataFrame
-    missing: list[tuple[int, date]]
-
-    @property
-    def rows(self) -> int:
-        """Rows stored over the whole lake."""
-        return int(self.windows["rows"].sum())
-
-    def summary(self) -> str:
-        """Describe the lake in a few lines for people."""
-        if self.windows.height == 0:
-            return f"lake {self.lake}: empty (run `esms-analytics sync` to fill it)"
-        unsettled = self.windows.filter(~pl.col("settled"))
-        problems = self.windows.filter(pl.col("status") != "ok")
-        first, last = self.windows["date"].min(), self.windows["date"].max()
-        last_fetch = self.windows["fetched_at"].max()
-        assert isinstance(last_fetch, datetime)
-        lines = [
-            f"lake {self.lake}",
-            f"  days {first!s} .. {last!s}, {self.windows.height} windows, {self.rows:,} rows, "
-            f"{int(self.windows['file_bytes'].sum()) / 1e6:.1f} MB",
-            f"  last fetch {last_fetch:%Y-%m-%d %H:%M:%S %z}",
-            f"  unsettled windows: {unsettled.height}"
-            + (f" (from {unsettled['date'].min()!s})" if unsettled.height else ""),
-            f"  missing windows: {len(self.missing)}"
-            + (f" (first {self.missing[0][0]}/{self.missing[0][1]})" if self.missing else ""),
-        ]
-        for problem in problems.iter_rows(named=True):
-            lines.append(
-                f"  {problem['status']}: sms_type={problem['sms_type']} "
-                f"date={problem['date']}; repair with sync --refresh of that day"
-            )
-        return "\n".join(lines)
-
-
-def lake_info(lake: LakeLocation, *, storage_options: Mapping[str, str] | None = None) -> LakeInfo:
-    """Summarise a lake (a path, a URL or a store) from its manifest and its files' footers."""
-    store = open_lake(lake, create=False, storage_options=storage_options)
-    manifest = Manifest(store)
-    files = {(file.sms_type, file.date): file for file in partition_files(store)}
-    wanted = [entry for entry in manifest.entries.values() if entry.rows]
-    with ThreadPoolExecutor(max_workers=1 if store.is_local else 8) as pool:
-        statuses = dict(
-            zip(
-                [entry.key for entry in wanted],
-                pool.map(lambda entry: _file_status(store, files, entry), wanted),
-                strict=True,
-            )
-        )
-    records = []
-    for entry in manifest.entries.values():
-        status, size = statuses.get(entry.key, ("ok", 0))
-        records.append(
-            {
-                "sms_type": entry.sms_type,
-                "date": entry.date,
-                "rows": entry.rows,
-                "file_bytes": size,
-                "fetched_at": entry.fetched_at,
-                "settled": entry.settled,
-                "status": status,
-            }
-        )
-    windows = pl.DataFrame(
-        records,
-        schema={
-            "sms_type": pl.Int16(),
-            "date": pl.Date(),
-            "rows": pl.Int64(),
-            "file_bytes": pl.Int64(),
-            "fetched_at": pl.Datetime("us", TIME_ZONE),
-            "settled": pl.Boolean(),
-            "status": pl.String(),
-        },
-    ).sort("sms_type", "date")
-    missing = []
-    for (sms_type,), group in windows.group_by("sms_type", maintain_order=True):
-        known = set(group["date"].to_list())
-        day, last = group["date"].min(), group["date"].max()
-        assert isinstance(day, date)
-        assert isinstance(last, date)
-        while day <= last:
-            if day not in known:
-                missing.append((int(sms_type), day))
-            day = date.fromordinal(day.toordinal() + 1)
-    return LakeInfo(store.location, windows, missing)
-
-
-def _file_status(
-    store: LakeStore, files: dict[tuple[int, date], PartitionFile], entry: WindowEntry
-) -> tuple[str, int]:
-    file = files.get((entry.sms_type, entry.date))
-    if file is None or file.key != f"{partition_key(entry.sms_type, entry.date)}/{PART_NAME}":
-        return "missing_file", 0
     try:
-        check_file(store, file)
-    except CorruptPartitionError:
-        return "corrupt", file.size
-    return "ok", file.size
+        yield
+    except pl.exceptions.PolarsError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LakeError(
+            f"a file of the lake {lake} cannot be read ({first_line[:300]}); run "
+            f"`esms-analytics lake check --lake {lake}` to name every damaged file, then "
+            "`esms-analytics sync --refresh` of its day to repair it",
+            lake=lake,
+        ) from exc

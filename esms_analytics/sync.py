@@ -242,6 +242,8 @@ def sync(
                 pages_ahead=workers,
             )
             report = _run(store, plan, workers=workers, progress=progress)
+            if not report.stopped:  # a stopped sync leaves its journal: readers take it
+                manifest.compact()  # this sync's journal, folded into _manifest.json
     finally:
         if owns_client:
             esms.close()
@@ -556,7 +558,16 @@ class _WindowStore:
             self.fatal.set()
             raise
         try:
-            write_partition(self.lake, job.sms_type, job.day, result.frame, fetched_at=fetched_at)
+            write_partition(
+                self.lake,
+                job.sms_type,
+                job.day,
+                result.frame,
+                fetched_at=fetched_at,
+                count_total=result.count_total,
+                requests=result.requests,
+                settled=settled,
+            )
             self.manifest.record(entry)
         except OSError as exc:
             # A full disk or a lake that went away fails every window alike: stop them all.

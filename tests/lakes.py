@@ -91,6 +91,13 @@ class Lake:
         else:
             self._client().put_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}", Body=data)
 
+    def delete(self, key: str) -> None:
+        if self.kind == "disk":
+            assert self.root is not None
+            (self.root / key).unlink()
+        else:
+            self._client().delete_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")
+
     def version(self, key: str) -> object:
         """Something that changes whenever the object is written again."""
         if self.kind == "disk":

@@ -53,6 +53,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "windows": {"arguments", "client", "decode", "errors", "wire"},
     "store": {"errors"},
     "lake": {"arguments", "codes", "decode", "errors", "store"},
+    "check": {"codes", "errors", "lake", "store"},
     "sync": {"arguments", "client", "codes", "errors", "lake", "store", "windows", "wire"},
     "bundle": {"codes", "errors", "plots", "render", "reports"},
     "simulator.history": set(),
@@ -61,6 +62,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "simulator": {"client", "simulator.faults", "simulator.history", "simulator.server"},
     "demo": {"bundle", "errors", "lake", "render", "simulator", "sync"},
     "__init__": {
+        "check",
         "client",
         "decode",
         "errors",
@@ -74,6 +76,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
         "__init__",
         "arguments",
         "bundle",
+        "check",
         "client",
         "codes",
         "demo",
