@@ -112,7 +112,7 @@ def _print_next_steps(
         f"  .venv/bin/esms-analytics lake info --lake {lake}\n"
         f"  .venv/bin/esms-analytics report html --lake {lake} --format xlsx "
         f"--output {reports_dir}/report.xlsx\n"
-        "  duckdb: SELECT * FROM read_parquet('data/lake/sms/**/*.parquet', "
+        "  duckdb: SELECT * FROM read_parquet('data/lake/sms/*/*/part-0.parquet', "
         "hive_partitioning = true)\n"
         "  real account: export ESMS_API_KEY=... ESMS_SECRET_KEY=... then\n"
         "    .venv/bin/esms-analytics sync --lake data/lake --from YYYY-MM-DD --to YYYY-MM-DD",

@@ -267,7 +267,7 @@ CELLS: dict[str, list[tuple[str, str]]] = {
             "             / count(*) FILTER (WHERE send_result IN (0, 1))"
             " AS delivery_rate,\n"
             "           sum(sell_price) AS cost_vnd\n"
-            "    FROM read_parquet('{lake_path}/sms/**/*.parquet', hive_partitioning = true)\n"
+            "    FROM read_parquet('{lake_path}/sms/*/*/part-0.parquet', hive_partitioning = true)\n"
             "    WHERE date >= DATE '{start}'\n"
             "    GROUP BY ALL ORDER BY sms_type, messages DESC\n"
             '""").pl().head(10))',

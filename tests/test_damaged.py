@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -21,9 +22,10 @@ from esms_analytics.check import lake_info
 from esms_analytics.cli import main
 from esms_analytics.lake import read_lake, reading_lake
 from esms_analytics.simulator import Simulator
+from esms_analytics.sync import sync
 
 from .conftest import NOW
-from .damaged import DAMAGES, Damage
+from .damaged import DAMAGES, Damage, copied_part, stray_file
 from .lakes import Lake
 from .s3 import S3Server
 
@@ -137,3 +139,22 @@ def test_a_damaged_lake(
         for n in range(7)
         if before.filter(pl.col("date") == START + timedelta(days=n)).height
     )
+
+
+def test_other_engines_and_read_lake_read_the_same_rows_with_the_readmes_glob(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    glob = "sms/*/*/part-0.parquet"
+    assert f"read_parquet('data/lake/{glob}'" in readme
+    lake = Lake.on_disk(tmp_path / "lake")
+    with sim.client() as client:
+        sync(lake.location, START, TODAY, client=client, progress=False, now=sim.clock.now())
+    copied_part(lake, VICTIM_KEY)
+    stray_file(lake, VICTIM_KEY)
+    ours = read_lake(lake.location).collect().height
+    query = f"SELECT count(*) FROM read_parquet('{lake}/{glob}', hive_partitioning = true)"
+    with duckdb.connect() as connection:
+        theirs = connection.sql(query).fetchall()
+    assert theirs == [(ours,)]
+    assert ours == sum(footer for footer in lake_info(lake.location).windows["rows"])

@@ -96,7 +96,7 @@ def test_duckdb_and_pyarrow_read_what_read_lake_reads(sim: Simulator, lake: Lake
     source = (
         "dataset"
         if lake.kind == "s3"
-        else f"read_parquet('{lake}/**/*.parquet', hive_partitioning = true)"
+        else f"read_parquet('{lake}/sms/*/*/part-0.parquet', hive_partitioning = true)"
     )
     query = f"""
         SELECT * REPLACE (sent_at AT TIME ZONE 'Asia/Ho_Chi_Minh' AS sent_at) FROM {source}
