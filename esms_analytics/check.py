@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Final, Literal
 
 import polars as pl
@@ -98,11 +98,11 @@ class LakeInfo:
             unsettled = self.windows.filter(~pl.col("settled"))
             first, last = self.windows["date"].min(), self.windows["date"].max()
             last_fetch = self.windows["fetched_at"].max()
-            assert isinstance(last_fetch, datetime)
+            fetched = f"{last_fetch:%Y-%m-%d %H:%M:%S %z}" if last_fetch else "unknown"
             lines += [
                 f"  days {first!s} .. {last!s}, {self.windows.height} windows, {self.rows:,} "
                 f"rows, {int(self.windows['file_bytes'].sum()) / 1e6:.1f} MB",
-                f"  last fetch {last_fetch:%Y-%m-%d %H:%M:%S %z}",
+                f"  last fetch {fetched}",
                 f"  unsettled windows: {unsettled.height}"
                 + (f" (from {unsettled['date'].min()!s})" if unsettled.height else ""),
                 f"  missing windows: {len(self.missing)}"

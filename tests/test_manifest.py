@@ -200,3 +200,22 @@ def test_lake_check_warns_of_negative_prices_and_fails_on_non_finite_ones(
     assert not check_lake(lake).ok
     assert main(["lake", "check", "--lake", str(lake)]) == 5
     assert "1 rows have a non-finite sell_price" in capsys.readouterr().out
+
+
+def test_files_a_manifest_does_not_list_are_reported_and_fetched_again(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = tmp_path / "lake"
+    with sim.client() as client:
+        sync(lake, START, START, sms_types=[2], client=client, progress=False, now=NOW)
+    # A manifest restored from an old backup: whole, but it knows none of the files.
+    (lake / MANIFEST_NAME).write_text('{"schema_version": "1", "windows": {}}')
+    info = lake_info(lake)
+    assert info.windows["status"].to_list() == ["unrecorded"]
+    assert info.rows == read_lake(lake).collect().height > 0
+    assert main(["lake", "info", "--lake", str(lake)]) == 5
+    assert "unrecorded: sms_type=2" in capsys.readouterr().out
+    with sim.client() as client:
+        report = sync(lake, START, START, sms_types=[2], client=client, progress=False, now=NOW)
+    assert report.windows[0].detail == "missing"
+    assert lake_info(lake).healthy
