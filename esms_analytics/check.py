@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final, Literal
 
 import polars as pl
@@ -29,15 +29,13 @@ import pyarrow.parquet as pq
 from esms_analytics.codes import TIME_ZONE
 from esms_analytics.errors import CorruptPartitionError
 from esms_analytics.lake import (
-    Manifest,
     PartitionFile,
-    WindowEntry,
     lake_inventory,
     map_files,
     open_lake,
     read_footer,
-    window_key,
 )
+from esms_analytics.manifest import Manifest, WindowEntry, window_key
 from esms_analytics.store import LakeLocation, LakeStore
 
 # -- information --------------------------------------------------------------
@@ -98,7 +96,11 @@ class LakeInfo:
             unsettled = self.windows.filter(~pl.col("settled"))
             first, last = self.windows["date"].min(), self.windows["date"].max()
             last_fetch = self.windows["fetched_at"].max()
-            fetched = f"{last_fetch:%Y-%m-%d %H:%M:%S %z}" if last_fetch else "unknown"
+            fetched = (
+                f"{last_fetch:%Y-%m-%d %H:%M:%S %z}"
+                if isinstance(last_fetch, datetime)
+                else "unknown"
+            )
             lines += [
                 f"  days {first!s} .. {last!s}, {self.windows.height} windows, {self.rows:,} "
                 f"rows, {int(self.windows['file_bytes'].sum()) / 1e6:.1f} MB",

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from esms_analytics.bundle import Bundle, Selection, write_bundle
 from esms_analytics.errors import ConfigError, LakeError
-from esms_analytics.lake import SOURCE_SIMULATOR, Manifest, open_lake, read_lake
+from esms_analytics.lake import SOURCE_SIMULATOR, open_lake, read_lake
+from esms_analytics.manifest import Manifest
 from esms_analytics.render import format_table
 from esms_analytics.simulator import Simulator
 from esms_analytics.sync import SyncReport, sync

@@ -53,14 +53,13 @@ from esms_analytics.errors import (
 from esms_analytics.lake import (
     SOURCE_ESMS,
     SOURCE_SIMULATOR,
-    Manifest,
-    WindowEntry,
     discard_unused_lake,
     open_lake,
     partition_files,
     partition_key,
     write_partition,
 )
+from esms_analytics.manifest import Manifest, WindowEntry
 from esms_analytics.store import LakeLocation, LakeStore, open_store
 from esms_analytics.windows import DEFAULT_PASSES, WindowResult, fetch_window
 from esms_analytics.wire import MAX_PAGE_SIZE

@@ -18,7 +18,8 @@ from esms_analytics import EsmsClient, RetryPolicy, ServiceUnreachableError, Win
 from esms_analytics.cli import build_parser, main
 from esms_analytics.codes import VN_TZ
 from esms_analytics.errors import ConfigError, LakeError
-from esms_analytics.lake import Manifest, read_lake
+from esms_analytics.lake import read_lake
+from esms_analytics.manifest import Manifest
 from esms_analytics.simulator import Simulator
 from esms_analytics.sync import plan_sync, sync
 

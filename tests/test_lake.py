@@ -22,7 +22,8 @@ from polars.testing import assert_frame_equal
 from esms_analytics import AuthError, ConfigError, CorruptPartitionError, LakeError, fetch_days
 from esms_analytics.check import lake_info
 from esms_analytics.errors import LakeLockedError
-from esms_analytics.lake import LAKE_SCHEMA, Manifest, lake_lock, read_lake, write_partition
+from esms_analytics.lake import LAKE_SCHEMA, lake_lock, read_lake, write_partition
+from esms_analytics.manifest import Manifest
 from esms_analytics.simulator import Faults, Simulator
 from esms_analytics.sync import sync
 

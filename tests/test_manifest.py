@@ -13,14 +13,8 @@ import pytest
 from esms_analytics import check_lake
 from esms_analytics.check import lake_info
 from esms_analytics.cli import main
-from esms_analytics.lake import (
-    JOURNAL_DIR,
-    MANIFEST_NAME,
-    Manifest,
-    WindowEntry,
-    read_lake,
-    write_partition,
-)
+from esms_analytics.lake import read_lake, write_partition
+from esms_analytics.manifest import JOURNAL_DIR, MANIFEST_NAME, Manifest, WindowEntry
 from esms_analytics.simulator import Simulator
 from esms_analytics.store import LakeStore
 from esms_analytics.sync import sync
