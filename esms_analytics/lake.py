@@ -481,10 +481,10 @@ def check_file(store: LakeStore, file: PartitionFile, *, thorough: bool = True) 
             raise OSError(f"the file has only {file.size} bytes")
         head = store.read_range(file.key, 0, 4)
         tail = store.read_range(file.key, file.size - 4, file.size)
+        if head != b"PAR1" or tail != b"PAR1":
+            raise OSError("the file does not start and end with the Parquet mark PAR1")
     except OSError as exc:
         raise corrupt(store, file, str(exc)) from exc
-    if head != b"PAR1" or tail != b"PAR1":
-        raise corrupt(store, file, "the file does not start and end with the Parquet mark PAR1")
     return -1
 
 

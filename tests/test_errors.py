@@ -89,12 +89,11 @@ def test_lake_errors_carry_the_lake_and_chain_their_cause(sim: Simulator, tmp_pa
     )
     assert isinstance(error.__cause__, OSError)
 
-    manifest = lake / "_manifest.json"
-    manifest.write_text("{not json", "utf-8")
-    with pytest.raises(LakeError) as unreadable:
-        sync(lake, day, day, sms_types=[2], client=EsmsClient("k", "s"), progress=False)
-    assert unreadable.value.lake == str(lake)
-    assert isinstance(unreadable.value.__cause__, ValueError)
+    elsewhere = Path("/proc/esms-lake")
+    with pytest.raises(LakeError) as uncreatable:
+        sync(elsewhere, day, day, sms_types=[2], client=EsmsClient("k", "s"), progress=False)
+    assert uncreatable.value.lake == str(elsewhere)
+    assert isinstance(uncreatable.value.__cause__, OSError)
 
 
 def test_a_locked_lake_names_its_holder(tmp_path: Path) -> None:
