@@ -367,9 +367,13 @@ class DiskStore(LakeStore):
                 temporary.unlink()
 
     def delete(self, key: str) -> None:
-        """Remove the file, if it is there."""
+        """Remove the file (or an empty directory standing in its place), if it is there."""
+        path = self._path(key)
+        if path.is_dir() and not path.is_symlink():
+            _remove_empty_tree(path, self.location)
+            return
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            self._path(key).unlink()
+            path.unlink()
 
     def move(self, key: str, destination: str) -> None:
         """Rename the file or directory at ``key`` to ``destination`` (same file system)."""

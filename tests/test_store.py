@@ -438,3 +438,12 @@ def test_a_move_takes_files_and_directories_aside(store: LakeStore) -> None:
         assert store.head("a/part-0.parquet") is None  # a directory is no object
         store.write("a/part-0.parquet", b"data")  # an empty directory in the way goes
         assert store.read("a/part-0.parquet") == b"data"
+        store.delete("a/part-0.parquet")
+        (store.root / "a" / "part-0.parquet" / "empty").mkdir(parents=True)
+        store.delete("a/part-0.parquet")  # so does one standing where a file is deleted
+        assert not (store.root / "a" / "part-0.parquet").exists()
+        (store.root / "a" / "part-0.parquet").mkdir()
+        (store.root / "a" / "part-0.parquet" / "kept").write_bytes(b"someone's file")
+        with pytest.raises(LakeError, match="holding files"):
+            store.delete("a/part-0.parquet")
+        assert (store.root / "a" / "part-0.parquet" / "kept").read_bytes() == b"someone's file"
