@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from esms_analytics.codes import TIME_ZONE
+from esms_analytics.codes import SMS_TYPES, TIME_ZONE
 from esms_analytics.errors import CorruptPartitionError
 from esms_analytics.lake import (
     PartitionFile,
@@ -265,7 +265,8 @@ def check_lake(
     """Read every page of every data file and check the rows against the manifest.
 
     Problems: a file that cannot be read to its last page, wrong columns,
-    metadata naming another partition, a row count other than the manifest's,
+    metadata naming another partition, rows labelled with another SmsType than
+    their partition's, a row count other than the manifest's,
     a window the manifest counts rows for with no file, a data file the
     manifest does not list, a foreign object, a missing or damaged manifest,
     a non-finite ``sell_price``. Warnings: negative ``sell_price`` rows.
@@ -337,30 +338,59 @@ _STATUS_WORDS: Final = {
 
 def _read_pages(store: LakeStore, file: PartitionFile) -> tuple[int, list[Finding]]:
     """Read every row group of a file: (rows read, findings)."""
-    rows = negative = not_finite = 0
+    counts = _RowCounts()
     try:
         with store.open_read(file.key) as handle:
             parquet = pq.ParquetFile(handle)
             for group in range(parquet.num_row_groups):
-                table = parquet.read_row_group(group)
-                rows += table.num_rows
-                if "sell_price" in table.column_names:
-                    price = table.column("sell_price")
-                    if pa.types.is_floating(price.type):
-                        finite = pc.is_finite(price)
-                        not_finite += (
-                            table.num_rows - int(pc.sum(finite).as_py() or 0) - price.null_count
-                        )
-                    negative += int(pc.sum(pc.less(price, 0)).as_py() or 0)
+                counts.add(parquet.read_row_group(group), SMS_TYPES.get(file.sms_type, ""))
     except (OSError, pa.ArrowException) as exc:
-        return rows, [Finding("problem", file.key, f"cannot be read to its last page ({exc})")]
+        return counts.rows, [
+            Finding("problem", file.key, f"cannot be read to its last page ({exc})")
+        ]
     found = []
-    if not_finite:
+    if counts.other_type:
         found.append(
-            Finding("problem", file.key, f"{not_finite} rows have a non-finite sell_price")
+            Finding(
+                "problem",
+                file.key,
+                f"{counts.other_type} rows are labelled with another SmsType than "
+                f"sms_type={file.sms_type}",
+            )
         )
-    if negative:
+    if counts.not_finite:
         found.append(
-            Finding("warning", file.key, f"{negative} rows have a negative sell_price (refunds?)")
+            Finding("problem", file.key, f"{counts.not_finite} rows have a non-finite sell_price")
         )
-    return rows, found
+    if counts.negative:
+        found.append(
+            Finding(
+                "warning", file.key, f"{counts.negative} rows have a negative sell_price (refunds?)"
+            )
+        )
+    return counts.rows, found
+
+
+@dataclass
+class _RowCounts:
+    """What the rows of one file hold, row group by row group."""
+
+    rows: int = 0
+    other_type: int = 0
+    not_finite: int = 0
+    negative: int = 0
+
+    def add(self, table: pa.Table, label: str) -> None:
+        self.rows += table.num_rows
+        if "sms_type_label" in table.column_names:
+            labels = table.column("sms_type_label").cast(pa.string())
+            self.other_type += _count_true(pc.not_equal(labels, label))
+        if "sell_price" in table.column_names:
+            price = table.column("sell_price")
+            if pa.types.is_floating(price.type):
+                self.not_finite += _count_true(pc.invert(pc.is_finite(price)))
+            self.negative += _count_true(pc.less(price, 0))
+
+
+def _count_true(mask: pa.ChunkedArray) -> int:
+    return int(pc.sum(mask).as_py() or 0)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from esms_analytics import check_lake
@@ -213,3 +215,25 @@ def test_files_a_manifest_does_not_list_are_reported_and_fetched_again(
         report = sync(lake, START, START, sms_types=[2], client=client, progress=False, now=NOW)
     assert report.windows[0].detail == "missing"
     assert lake_info(lake).healthy
+
+
+def test_lake_check_finds_rows_labelled_with_another_type_than_their_partition(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    with sim.client() as client:
+        sync(lake, START, START, sms_types=[2], client=client, progress=False, now=NOW)
+    path = lake / "sms" / "sms_type=2" / f"date={START}" / "part-0.parquet"
+    table = pq.read_table(path)
+    index = table.schema.get_field_index("sms_type_label")
+    field = table.schema.field(index)
+    labels = table.column(index).cast(pa.string()).to_pylist()
+    labels[:3] = ["zalo_normal"] * 3
+    table = table.set_column(index, field, pa.array(labels).cast(field.type))
+    pq.write_table(table, path)
+    assert lake_info(lake).healthy  # the footer cannot tell
+    check = check_lake(lake)
+    assert not check.ok
+    assert [finding.message for finding in check.findings] == [
+        "3 rows are labelled with another SmsType than sms_type=2"
+    ]
