@@ -866,19 +866,22 @@ def _lake_info(args: argparse.Namespace) -> int:
     if args.lake_command == "check":
         check = check_lake(args.lake, storage_options=_storage_options(args))
         print(check.summary())
-        healthy = check.ok
+        info, problems = check.info, sum(f.severity == "problem" for f in check.findings)
     else:
         info = lake_info(args.lake, storage_options=_storage_options(args))
         print(info.summary())
-        healthy = info.healthy
-    if not healthy:
-        print(
-            f"error: the lake {args.lake} is damaged (see above); repair each day named with "
-            "`sync --refresh`, and move foreign files out of sms/",
-            file=sys.stderr,
-        )
-        return EXIT_LAKE
-    return EXIT_OK
+        problems = 0 if info.healthy else 1
+    if not problems:
+        return EXIT_OK
+    damaged = info.windows.filter(info.windows["status"] != "ok").height
+    print(
+        f"error: {damaged} partitions of {args.lake} are corrupt or missing, "
+        f"{len(info.foreign)} foreign files, manifest "
+        f"{'damaged' if info.manifest_problem else 'whole'} ({problems} problems in all); "
+        "repair each day above with `sync --refresh` and move foreign files out of sms/",
+        file=sys.stderr,
+    )
+    return EXIT_LAKE
 
 
 def _reading_the_lake(

@@ -262,8 +262,13 @@ def _to_arrow(frame: pl.DataFrame) -> pa.Table:
 @functools.cache
 def file_schema() -> list[tuple[str, pa.DataType]]:
     """Return the columns and Arrow types a data file reads back with (what checks expect)."""
+    # An empty file written the same way: Parquet gives dictionaries back with int32
+    # indices, whatever Polars wrote. The writer class, not write_table, so that a test
+    # standing in for the data writer (a full disk) does not reach this.
+    table = _to_arrow(pl.DataFrame(schema=SCHEMA).select(_FILE_COLUMNS))
     buffer = io.BytesIO()
-    _write_parquet(_to_arrow(pl.DataFrame(schema=SCHEMA).select(_FILE_COLUMNS)), buffer)
+    with pq.ParquetWriter(buffer, table.schema, compression="zstd") as writer:
+        writer.write_table(table)
     buffer.seek(0)
     return [(column.name, column.type) for column in pq.read_schema(buffer)]
 

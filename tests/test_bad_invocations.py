@@ -310,7 +310,8 @@ def test_a_full_disk_mid_sync_exits_5_saying_what_was_stored(
 
     import pyarrow.parquet as pq
 
-    from esms_analytics.lake import lake_info, read_lake
+    from esms_analytics.check import lake_info
+    from esms_analytics.lake import read_lake
 
     real_write, written = pq.write_table, []
 

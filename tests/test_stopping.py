@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -19,6 +18,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from esms_analytics.lake import lake_lock, read_lake
+from esms_analytics.manifest import Manifest
 from esms_analytics.simulator import Faults, Simulator
 from esms_analytics.sync import sync
 
@@ -82,13 +82,13 @@ def _check_the_lake_is_whole(lake: Path, *, writes_finished: bool) -> None:
         return
     _frame(lake)  # every file reads
     for path in lake.rglob("*"):
-        if path.is_file() and not path.name.startswith((".", "_")):
+        hidden = any(part.startswith((".", "_")) for part in path.relative_to(lake).parts)
+        if path.is_file() and not hidden:
             assert path.name == "part-0.parquet", path  # nothing half-written under a real name
     if writes_finished:
         assert not list(lake.rglob("*.tmp"))
-    if not (lake / "_manifest.json").exists():
-        return
-    entries = json.loads((lake / "_manifest.json").read_text("utf-8"))["windows"]
+    # The manifest and its journal (a stopped sync leaves the journal for the next one).
+    entries = {key: entry.to_json() for key, entry in Manifest(lake).entries.items()}
     for entry in entries.values():
         file = lake / "sms" / f"sms_type={entry['sms_type']}" / f"date={entry['date']}"
         if entry["rows"]:
