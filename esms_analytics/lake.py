@@ -55,7 +55,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from esms_analytics.arguments import optional_date
+from esms_analytics.arguments import DateLike, SmsTypes, date_bounds, sms_type_codes
 from esms_analytics.codes import VN_TZ
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError
@@ -499,17 +499,18 @@ def check_file(store: LakeStore, file: PartitionFile, *, thorough: bool = True) 
 def read_lake(
     lake: LakeLocation,
     *,
-    start: date | str | None = None,
-    end: date | str | None = None,
-    sms_types: Sequence[int] | None = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    sms_types: SmsTypes | None = None,
     storage_options: Mapping[str, str] | None = None,
 ) -> pl.LazyFrame:
     """Scan the lake as one LazyFrame: the canonical schema plus the partition ``date``.
 
     ``lake`` is a directory, an object-store URL (``s3://bucket/prefix``...) or
     a :class:`~esms_analytics.store.LakeStore`; ``storage_options`` add to the
-    cloud's standard environment. ``start``/``end`` (creation days, inclusive)
-    and ``sms_types`` prune whole partitions from their keys before anything is
+    cloud's standard environment. ``start``/``end`` (creation days, inclusive:
+    dates, datetimes or ISO strings) and ``sms_types`` (codes or labels, one or
+    several) prune whole partitions from their keys before anything is
     read; every other filter and the column selection are pushed down to the
     Parquet scan (Polars reads object stores directly). Only each partition's
     ``part-0.parquet`` is read; other objects found are logged as not read.
@@ -531,10 +532,10 @@ def read_lake(
     >>> frame.schema == LAKE_SCHEMA, frame["sms_type"].unique().to_list()
     (True, [2])
     """
+    first, last = date_bounds(start, end)
+    codes = sms_type_codes(sms_types)
     store = open_lake(lake, create=False, storage_options=storage_options)
-    found = lake_inventory(
-        store, start=optional_date(start), end=optional_date(end), sms_types=sms_types
-    )
+    found = lake_inventory(store, start=first, end=last, sms_types=codes)
     if found.foreign:
         logger.warning(
             "lake %s: %d objects in the partitions are not data and are not read (%s); "

@@ -1,9 +1,25 @@
-"""Reports: delivery by campaign, cost breakdowns, trends, carriers, failure hotspots.
+"""Reports: delivery by any dimension, cost breakdowns, trends, carriers, failure hotspots.
 
-Every function takes the lake's LazyFrame (:func:`~esms_analytics.read_lake`)
-or any frame with the canonical schema, stays lazy until the end (so a year
-of data reads only the columns and partitions it needs) and returns a
-``polars.DataFrame`` whose columns are declared in a module constant.
+Each report is written once, with Narwhals (``narwhals.stable.v2``), and runs
+where the data is. It takes a Polars DataFrame or LazyFrame, a pandas
+DataFrame, a DuckDB relation, a PySpark DataFrame, or a lake location (a path
+or URL, meaning :func:`~esms_analytics.read_lake`), and returns a frame of the
+kind it was given:
+
+=======================================  =====================================
+given                                    returned
+=======================================  =====================================
+Polars DataFrame or LazyFrame, a lake    ``polars.DataFrame`` (collected)
+pandas DataFrame                         ``pandas.DataFrame``
+DuckDB relation                          DuckDB relation (not yet executed)
+PySpark DataFrame                        PySpark DataFrame (still distributed)
+=======================================  =====================================
+
+Columns, row order, intervals, flags and null handling are the same on every
+engine; labels are strings, days are dates, as each engine spells them. The
+frame needs the lake's columns a report reads (:data:`~esms_analytics.LAKE_SCHEMA`);
+``date`` may be left out on Polars and pandas, where it is derived from
+``sent_at``.
 
 Definitions used throughout:
 
@@ -17,234 +33,469 @@ Definitions used throughout:
 - Costs are ``sell_price`` as eSMS reports it, in VND: what the data says
   about billing failed messages is what the reports show.
 - The **day** of a row is its partition ``date`` (Vietnam creation day) when
-  present, else the Vietnam date of ``sent_at``.
+  present, else the Vietnam date of ``sent_at``. A **week** starts on Monday.
+- Time dimensions (``date``, ``week``, ``month``, a trend's ``period``) sort
+  chronologically, first; then the report's own order.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from datetime import date
-from typing import Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeAlias
 
+import narwhals.stable.v2 as nw
 import polars as pl
 
+from esms_analytics.arguments import (
+    Campaigns,
+    DateLike,
+    SmsTypes,
+    campaign_list,
+    count,
+    date_bounds,
+    name_list,
+    one_of,
+    optional_count,
+    sms_type_codes,
+)
 from esms_analytics.codes import TIME_ZONE
 from esms_analytics.errors import ConfigError
+from esms_analytics.lake import read_lake
 
 NO_CAMPAIGN: Final = "(no campaign)"
 TOTAL_LABEL: Final = "(total)"
 Z_95: Final = 1.959963984540054
 
-CostDimension = Literal["campaign", "sms_type", "carrier", "date", "month"]
-COST_DIMENSIONS: Final[tuple[str, ...]] = ("campaign", "sms_type", "carrier", "date", "month")
+#: What a report takes: a frame of any supported engine, or a lake's path or URL.
+ReportInput: TypeAlias = "nw.typing.IntoFrame | str | os.PathLike[str]"
+#: What a report returns: a frame of the kind it was given (see the module docstring).
+ReportFrame: TypeAlias = Any
+
+Dimension = Literal["campaign", "sms_type", "carrier", "date", "week", "month"]
+#: The dimensions :func:`delivery` and :func:`cost_breakdown` break down by.
+DIMENSIONS: Final[tuple[Dimension, ...]] = (
+    "campaign",
+    "sms_type",
+    "carrier",
+    "date",
+    "week",
+    "month",
+)
+TIME_DIMENSIONS: Final = frozenset({"date", "week", "month", "period"})
 TrendEvery = Literal["1d", "1w", "1mo"]
+#: A trend's period length and the dimension it truncates the day to.
+TREND_PERIODS: Final[dict[str, Dimension]] = {"1d": "date", "1w": "week", "1mo": "month"}
+TrendBy = Literal["carrier", "sms_type", "campaign"]
+TREND_BY: Final[tuple[TrendBy, ...]] = ("carrier", "sms_type", "campaign")
 
-DELIVERY_SCHEMA: Final = pl.Schema(
+#: The dtype of each dimension column, on every engine.
+DIMENSION_DTYPES: Final[dict[str, nw.dtypes.DType]] = {
+    "campaign": nw.String(),
+    "sms_type": nw.String(),
+    "carrier": nw.String(),
+    "date": nw.Date(),
+    "week": nw.Date(),
+    "month": nw.Date(),
+    "period": nw.Date(),
+}
+DELIVERY_MEASURES: Final = nw.Schema(
     {
-        "campaign": pl.String(),
-        "messages": pl.Int64(),
-        "delivered": pl.Int64(),
-        "failed": pl.Int64(),
-        "pending": pl.Int64(),
-        "delivery_rate": pl.Float64(),
-        "delivery_rate_low": pl.Float64(),
-        "delivery_rate_high": pl.Float64(),
-        "pending_share": pl.Float64(),
-        "first_sent": pl.Datetime("us", TIME_ZONE),
-        "last_sent": pl.Datetime("us", TIME_ZONE),
-        "provisional": pl.Boolean(),
+        "messages": nw.Int64(),
+        "delivered": nw.Int64(),
+        "failed": nw.Int64(),
+        "pending": nw.Int64(),
+        "delivery_rate": nw.Float64(),
+        "delivery_rate_low": nw.Float64(),
+        "delivery_rate_high": nw.Float64(),
+        "pending_share": nw.Float64(),
+        "first_sent": nw.Datetime("us", TIME_ZONE),
+        "last_sent": nw.Datetime("us", TIME_ZONE),
+        "provisional": nw.Boolean(),
     }
 )
-COST_MEASURES: Final = pl.Schema(
+COST_MEASURES_NW: Final = nw.Schema(
     {
-        "messages": pl.Int64(),
-        "delivered": pl.Int64(),
-        "segments": pl.Int64(),
-        "cost_vnd": pl.Float64(),
-        "cost_delivered_vnd": pl.Float64(),
-        "cost_failed_vnd": pl.Float64(),
-        "cost_per_delivered_vnd": pl.Float64(),
-        "share": pl.Float64(),
+        "messages": nw.Int64(),
+        "delivered": nw.Int64(),
+        "segments": nw.Int64(),
+        "cost_vnd": nw.Float64(),
+        "cost_delivered_vnd": nw.Float64(),
+        "cost_failed_vnd": nw.Float64(),
+        "cost_per_delivered_vnd": nw.Float64(),
+        "share": nw.Float64(),
     }
 )
-TREND_MEASURES: Final = pl.Schema(
+TREND_MEASURES_NW: Final = nw.Schema(
     {
-        "messages": pl.Int64(),
-        "delivered": pl.Int64(),
-        "failed": pl.Int64(),
-        "pending": pl.Int64(),
-        "delivery_rate": pl.Float64(),
-        "cost_vnd": pl.Float64(),
+        "messages": nw.Int64(),
+        "delivered": nw.Int64(),
+        "failed": nw.Int64(),
+        "pending": nw.Int64(),
+        "delivery_rate": nw.Float64(),
+        "cost_vnd": nw.Float64(),
     }
 )
-CARRIER_SCHEMA: Final = pl.Schema(
+CARRIER_SCHEMA_NW: Final = nw.Schema(
     {
-        "carrier": pl.String(),
-        "sms_type": pl.String(),
-        "messages": pl.Int64(),
-        "delivered": pl.Int64(),
-        "failed": pl.Int64(),
-        "pending": pl.Int64(),
-        "delivery_rate": pl.Float64(),
-        "delivery_rate_low": pl.Float64(),
-        "delivery_rate_high": pl.Float64(),
-        "cost_vnd": pl.Float64(),
-        "cost_per_delivered_vnd": pl.Float64(),
-        "volume_share": pl.Float64(),
+        "carrier": nw.String(),
+        "sms_type": nw.String(),
+        "messages": nw.Int64(),
+        "delivered": nw.Int64(),
+        "failed": nw.Int64(),
+        "pending": nw.Int64(),
+        "delivery_rate": nw.Float64(),
+        "delivery_rate_low": nw.Float64(),
+        "delivery_rate_high": nw.Float64(),
+        "cost_vnd": nw.Float64(),
+        "cost_per_delivered_vnd": nw.Float64(),
+        "volume_share": nw.Float64(),
     }
 )
-HOTSPOT_SCHEMA: Final = pl.Schema(
+HOTSPOT_SCHEMA_NW: Final = nw.Schema(
     {
-        "campaign": pl.String(),
-        "carrier": pl.String(),
-        "messages": pl.Int64(),
-        "delivered": pl.Int64(),
-        "failed": pl.Int64(),
-        "delivery_rate": pl.Float64(),
-        "delivery_rate_low": pl.Float64(),
-        "delivery_rate_high": pl.Float64(),
-        "campaign_delivery_rate": pl.Float64(),
-        "cost_failed_vnd": pl.Float64(),
+        "campaign": nw.String(),
+        "carrier": nw.String(),
+        "messages": nw.Int64(),
+        "delivered": nw.Int64(),
+        "failed": nw.Int64(),
+        "delivery_rate": nw.Float64(),
+        "delivery_rate_low": nw.Float64(),
+        "delivery_rate_high": nw.Float64(),
+        "campaign_delivery_rate": nw.Float64(),
+        "cost_failed_vnd": nw.Float64(),
     }
 )
-
-AnyFrame = pl.LazyFrame | pl.DataFrame
-
-
-def _filtered(
-    frame: AnyFrame,
-    start: date | None,
-    end: date | None,
-    sms_types: Sequence[int] | None,
-    campaigns: Sequence[str] | None,
-) -> pl.LazyFrame:
-    lazy = frame.lazy()
-    day = _day()
-    if "date" not in lazy.collect_schema().names():
-        lazy = lazy.with_columns(date=pl.col("sent_at").dt.date())
-    if start is not None:
-        lazy = lazy.filter(day >= start)
-    if end is not None:
-        lazy = lazy.filter(day <= end)
-    if sms_types is not None:
-        lazy = lazy.filter(pl.col("sms_type").is_in(list(sms_types)))
-    if campaigns is not None:
-        lazy = lazy.filter(_campaign().is_in(list(campaigns)))
-    return lazy
-
-
-def _day() -> pl.Expr:
-    return pl.col("date")
-
-
-def _campaign() -> pl.Expr:
-    # Null and empty names are the same thing to a reader: no campaign given.
-    name = pl.col("campaign").str.strip_chars()
-    return pl.when(name.is_null() | (name == "")).then(pl.lit(NO_CAMPAIGN)).otherwise(name)
-
+# The same schemas in Polars' spelling, for Polars users and tests.
+DELIVERY_SCHEMA: Final = pl.Schema({"campaign": pl.String(), **DELIVERY_MEASURES.to_polars()})
+COST_MEASURES: Final = COST_MEASURES_NW.to_polars()
+TREND_MEASURES: Final = TREND_MEASURES_NW.to_polars()
+CARRIER_SCHEMA: Final = CARRIER_SCHEMA_NW.to_polars()
+HOTSPOT_SCHEMA: Final = HOTSPOT_SCHEMA_NW.to_polars()
 
 Merge = Literal["sum", "min", "max", "any"]
+#: A measure: the column it aggregates on the rows, how, and how partial results merge.
+Measures: TypeAlias = dict[str, tuple[str, Merge]]
 
 
-def _outcomes() -> dict[str, tuple[pl.Expr, Merge]]:
-    result = pl.col("send_result")
-    return {
-        "messages": (pl.len().cast(pl.Int64), "sum"),
-        "delivered": ((result == 1).sum().cast(pl.Int64), "sum"),
-        "failed": ((result == 0).sum().cast(pl.Int64), "sum"),
-        "pending": ((~result.is_in([0, 1]) | result.is_null()).sum().cast(pl.Int64), "sum"),
+# -- the door and the exit ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The row selection every report accepts, checked once."""
+
+    start: DateLike | None = None
+    end: DateLike | None = None
+    sms_types: SmsTypes | None = None
+    campaigns: Campaigns | None = None
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A report's input as a Narwhals LazyFrame, and how to hand the result back."""
+
+    lazy: nw.LazyFrame[Any]
+    collect: bool
+
+    def hand_back(self, result: nw.LazyFrame[Any]) -> ReportFrame:
+        # Eager in, eager out; a Polars LazyFrame (and a lake) gives a Polars DataFrame,
+        # as the reports always did; DuckDB and Spark stay lazy, where the data is.
+        if self.collect:
+            return result.collect().to_native()
+        return result.to_native()
+
+
+def _open(frame: ReportInput, report: str, needs: set[str], filters: Filters) -> _Rows:
+    """Check ``frame`` and the filters, then select the rows: the one door of every report."""
+    start, end = date_bounds(filters.start, filters.end)
+    codes = sms_type_codes(filters.sms_types)
+    names = campaign_list(filters.campaigns)
+    if isinstance(frame, str | os.PathLike):
+        frame = read_lake(frame)
+    try:
+        given = nw.from_native(frame)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{report} takes a Polars, pandas, DuckDB or Spark frame, or a lake's path or URL; "
+            f"got {type(frame).__name__}"
+        ) from exc
+    lazy = given.lazy()
+    columns = set(lazy.columns)
+    needed = needs | ({"sms_type"} if codes is not None else set())
+    needed |= {"campaign"} if names is not None else set()
+    missing = sorted(needed - columns)
+    if not {"date", "sent_at"} & columns:
+        missing.append("date (or sent_at)")
+    if missing:
+        raise ConfigError(
+            f"{report} needs the column(s) {', '.join(missing)}, which the frame lacks; "
+            "give it read_lake(...) or a frame with esms_analytics.LAKE_SCHEMA's columns"
+        )
+    lazy = _with_day(lazy, report)
+    if start is not None:
+        lazy = lazy.filter(nw.col("date") >= start)
+    if end is not None:
+        lazy = lazy.filter(nw.col("date") <= end)
+    if codes is not None:
+        lazy = lazy.filter(nw.col("sms_type").is_in(codes))
+    if names is not None:
+        lazy = lazy.filter(_campaign().is_in(names))
+    collect = isinstance(given, nw.DataFrame) or lazy.implementation is nw.Implementation.POLARS
+    return _Rows(lazy, collect)
+
+
+def _with_day(lazy: nw.LazyFrame[Any], report: str) -> nw.LazyFrame[Any]:
+    """The frame with ``date`` as a date: the partition day, or the Vietnam day of sent_at."""
+    schema = lazy.collect_schema()
+    if "date" in schema:
+        # pandas has no date dtype of its own and keeps days as datetimes.
+        return (
+            lazy if schema["date"] == nw.Date else lazy.with_columns(nw.col("date").cast(nw.Date))
+        )
+    try:
+        return lazy.with_columns(date=nw.col("sent_at").dt.convert_time_zone(TIME_ZONE).dt.date())
+    except (NotImplementedError, AttributeError) as exc:
+        raise ConfigError(
+            f"{report}: this frame has no `date` column and its engine cannot move sent_at to "
+            "Vietnam time; add the day as `date` (reading the lake's sms/ folder gives it)"
+        ) from exc
+
+
+# -- the pieces every report is made of -------------------------------------------
+
+
+def _campaign(column: str = "campaign") -> nw.Expr:
+    # Null and empty names are the same thing to a reader: no campaign given.
+    name = nw.col(column).str.strip_chars()
+    return nw.when(name.is_null() | (name == "")).then(nw.lit(NO_CAMPAIGN)).otherwise(name)
+
+
+def _monday(day: nw.Expr) -> nw.Expr:
+    """The Monday of the ISO week of ``day`` (Narwhals has no "1w" truncation)."""
+    weekday = day.dt.weekday()
+    monday = nw.when(weekday == 1).then(day)
+    for weekday_number in range(2, 8):
+        # Spark's weekday gives Sunday as 0 where the others give 7.
+        is_it = (weekday == weekday_number) | (weekday == weekday_number % 7)
+        monday = monday.when(is_it).then(day.dt.offset_by(f"-{weekday_number - 1}d"))
+    return monday
+
+
+def _raw_key(dimension: str) -> nw.Expr:
+    """What a dimension groups by on the rows themselves: cheap, no string work."""
+    if dimension == "sms_type":
+        return nw.col("sms_type_label")
+    if dimension in ("date", "week", "month"):
+        return nw.col("date")
+    return nw.col(dimension)
+
+
+def _label(dimension: str, raw: str) -> nw.Expr:
+    """The dimension as people read it, computed on the few grouped rows."""
+    column = nw.col(raw)
+    if dimension == "campaign":
+        labelled = _campaign(raw)
+    elif dimension == "week":
+        labelled = _monday(column)
+    elif dimension == "month":
+        labelled = column.dt.truncate("1mo")
+    else:
+        labelled = column
+    return labelled.cast(DIMENSION_DTYPES[dimension])
+
+
+def _indicators(lazy: nw.LazyFrame[Any], measures: Measures) -> nw.LazyFrame[Any]:
+    """Per-row 0/1 columns, so every aggregate is a plain sum, min, max or any:
+    the form every engine (pandas included) aggregates fastest."""
+    result = nw.col("send_result")
+    price = nw.col("sell_price").fill_null(0.0)
+    available = {
+        "_delivered": (result == 1).cast(nw.Int8),
+        "_failed": (result == 0).cast(nw.Int8),
+        "_pending": (~result.is_in([0, 1]) | result.is_null()).cast(nw.Int8),
+        "_open": ~nw.col("is_final"),
+        "_cost": price,
+        # Multiplying by the 0/1 column is one fused pass; a filter would copy.
+        "_cost_delivered": price * (result == 1).cast(nw.Int8),
+        "_cost_failed": price * (result == 0).cast(nw.Int8),
+        "_segments": nw.col("segments").cast(nw.Int64),
     }
+    wanted = {column for column, _ in measures.values()}
+    return lazy.with_columns(**{name: expr for name, expr in available.items() if name in wanted})
 
 
-def _costs() -> dict[str, tuple[pl.Expr, Merge]]:
-    price = pl.col("sell_price").fill_null(0.0)
-    # Multiplying by the condition is a fused pass; .filter() would build new arrays.
-    return {
-        "cost_vnd": (price.sum(), "sum"),
-        "cost_delivered_vnd": ((price * (pl.col("send_result") == 1)).sum(), "sum"),
-        "cost_failed_vnd": ((price * (pl.col("send_result") == 0)).sum(), "sum"),
-    }
-
-
-def _raw_key(name: str) -> pl.Expr:
-    """Return the column a dimension groups by on the rows themselves: cheap, no string work."""
-    if name == "campaign":
-        return pl.col("campaign")
-    if name == "sms_type":
-        return pl.col("sms_type_label").alias("sms_type")
-    if name == "carrier":
-        return pl.col("carrier")
-    if name == "date":
-        return _day().alias("date")
-    if name == "month":
-        return _day().dt.truncate("1mo").alias("month")
-    if name.startswith("period:"):
-        return _day().dt.truncate(name.partition(":")[2]).alias("period")
-    raise ConfigError(f"cannot break costs down by {name!r}; use {', '.join(COST_DIMENSIONS)}")
-
-
-def _label_key(name: str) -> pl.Expr:
-    """Return the dimension as people read it, computed on the few grouped rows."""
-    if name == "campaign":
-        return _campaign().alias("campaign")
-    if name in ("sms_type", "carrier"):
-        return pl.col(name).cast(pl.String)
-    return pl.col(name.partition(":")[0])
+OUTCOMES: Final[Measures] = {
+    "messages": ("", "sum"),  # "" = count the rows
+    "delivered": ("_delivered", "sum"),
+    "failed": ("_failed", "sum"),
+    "pending": ("_pending", "sum"),
+}
 
 
 def _aggregate(
-    lazy: pl.LazyFrame, dimensions: Sequence[str], measures: dict[str, tuple[pl.Expr, Merge]]
-) -> pl.LazyFrame:
-    """Group by ``dimensions`` in two steps: raw columns first, then labels.
-
-    The raw columns are grouped over every row, then the labels over the groups,
-    merging the partial measures. Labelling (trimming campaign names, enum to
-    text) then costs per group, not per row.
-    """
-    keys = [name.partition(":")[0] for name in dimensions]
-    partial = lazy.group_by([_raw_key(name) for name in dimensions]).agg(
-        expr.alias(name) for name, (expr, _) in measures.items()
+    lazy: nw.LazyFrame[Any], dimensions: Sequence[tuple[str, str]], measures: Measures
+) -> nw.LazyFrame[Any]:
+    """Group by ``dimensions`` (output name, dimension) in two steps: by the raw columns
+    over every row, then by the labels over the groups, merging the partial measures.
+    Labelling (trimming names, enum to text, weeks and months) then costs per group."""
+    raws = {f"_raw_{name}": _raw_key(dimension) for name, dimension in dimensions}
+    aggregates = [
+        (nw.len() if column == "" else getattr(nw.col(column), merge)()).alias(name)
+        for name, (column, merge) in measures.items()
+    ]
+    partial = _indicators(lazy, measures).with_columns(**raws).group_by(list(raws)).agg(*aggregates)
+    labelled = partial.with_columns(
+        _label(dimension, f"_raw_{name}").alias(name) for name, dimension in dimensions
     )
-    labelled = partial.with_columns(_label_key(name) for name in dimensions)
-    merges = {"sum": pl.Expr.sum, "min": pl.Expr.min, "max": pl.Expr.max, "any": pl.Expr.any}
-    return labelled.group_by(keys).agg(
-        merges[merge](pl.col(name)).alias(name) for name, (_, merge) in measures.items()
+    merged = labelled.group_by([name for name, _ in dimensions]).agg(
+        getattr(nw.col(name), "sum" if merge == "sum" else merge)()
+        for name, (_, merge) in measures.items()
     )
+    # Engines widen sums (DuckDB to 128 bits): counts go back to Int64 before any arithmetic.
+    counts = [
+        name
+        for name, (column, merge) in measures.items()
+        if merge == "sum" and not column.startswith("_cost")
+    ]
+    return merged.with_columns(nw.col(counts).cast(nw.Int64))
 
 
-def _rate() -> pl.Expr:
-    final = pl.col("delivered") + pl.col("failed")
-    return pl.when(final > 0).then(pl.col("delivered") / final).otherwise(None)
+def _rate() -> nw.Expr:
+    final = nw.col("delivered") + nw.col("failed")
+    return nw.when(final > 0).then(nw.col("delivered") / final)
 
 
-def wilson_bounds(z: float = Z_95) -> tuple[pl.Expr, pl.Expr]:
-    """Compute the Wilson score interval of delivered / (delivered + failed), null when n is 0.
+def wilson_bounds(z: float = Z_95) -> tuple[nw.Expr, nw.Expr]:
+    """The Wilson score interval of delivered / (delivered + failed), null when n is 0.
 
-    >>> frame = pl.DataFrame({"delivered": [9, 0, 0], "failed": [1, 0, 3]})
+    >>> frame = nw.from_native(pl.DataFrame({"delivered": [9, 0, 0], "failed": [1, 0, 3]}))
     >>> low, high = wilson_bounds()
     >>> frame.select(low.round(4).alias("low"), high.round(4).alias("high")).rows()
     [(0.5958, 0.9821), (None, None), (0.0, 0.5615)]
     """
-    n = (pl.col("delivered") + pl.col("failed")).cast(pl.Float64)
-    p = pl.col("delivered") / n
+    n = (nw.col("delivered") + nw.col("failed")).cast(nw.Float64)
+    p = nw.col("delivered") / n
     center = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * ((p * (1 - p) / n + z * z / (4 * n * n)).sqrt()) / (1 + z * z / n)
     valid = n > 0
     return (
-        pl.when(valid).then((center - half).clip(0.0, 1.0)).otherwise(None),
-        pl.when(valid).then((center + half).clip(0.0, 1.0)).otherwise(None),
+        nw.when(valid).then((center - half).clip(0.0, 1.0)),
+        nw.when(valid).then((center + half).clip(0.0, 1.0)),
     )
 
 
-def delivery_by_campaign(
-    frame: AnyFrame,
+def _per_delivered(cost: str) -> nw.Expr:
+    return nw.when(nw.col("delivered") > 0).then(nw.col(cost) / nw.col("delivered"))
+
+
+def _shaped(lazy: nw.LazyFrame[Any], schema: dict[str, nw.dtypes.DType]) -> nw.LazyFrame[Any]:
+    """Exactly the columns of ``schema`` with its dtypes; instants keep the engine's spelling
+    (DuckDB and Spark keep time zones in the session, not in the column)."""
+    casts = {name: dtype for name, dtype in schema.items() if not isinstance(dtype, nw.Datetime)}
+    return lazy.select(list(schema)).with_columns(
+        nw.col(name).cast(dtype) for name, dtype in casts.items()
+    )
+
+
+def _time_first(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split dimension names into time dimensions (sorted first) and the others."""
+    return [n for n in names if n in TIME_DIMENSIONS], [
+        n for n in names if n not in TIME_DIMENSIONS
+    ]
+
+
+def _sorted(lazy: nw.LazyFrame[Any], keys: Sequence[tuple[str, bool]]) -> nw.LazyFrame[Any]:
+    """Sort by (column, descending) pairs, nulls last on every engine."""
+    return lazy.sort(
+        [name for name, _ in keys], descending=[down for _, down in keys], nulls_last=True
+    )
+
+
+# -- the reports --------------------------------------------------------------------
+
+
+DELIVERY_AGGREGATES: Final[Measures] = {
+    **OUTCOMES,
+    "first_sent": ("sent_at", "min"),
+    "last_sent": ("sent_at", "max"),
+    "provisional": ("_open", "any"),
+}
+
+
+def _delivery(frame: ReportInput, names: list[str], filters: Filters, report: str) -> ReportFrame:
+    rows = _open(
+        frame,
+        report,
+        {"send_result", "is_final", "sent_at", *_needs(names)},
+        filters,
+    )
+    low, high = wilson_bounds()
+    grouped = _aggregate(rows.lazy, [(name, name) for name in names], DELIVERY_AGGREGATES)
+    result = grouped.with_columns(
+        delivery_rate=_rate(),
+        delivery_rate_low=low,
+        delivery_rate_high=high,
+        pending_share=nw.col("pending") / nw.col("messages"),
+    )
+    times, others = _time_first(names)
+    schema = {**{name: DIMENSION_DTYPES[name] for name in names}, **DELIVERY_MEASURES}
+    ordered = _sorted(
+        _shaped(result, schema),
+        [*((t, False) for t in times), ("messages", True), *((o, False) for o in others)],
+    )
+    return rows.hand_back(ordered)
+
+
+def _needs(dimensions: Sequence[str]) -> set[str]:
+    """The columns ``dimensions`` read (the day is checked by the door)."""
+    columns = {"sms_type": "sms_type_label", "campaign": "campaign", "carrier": "carrier"}
+    return {columns[name] for name in dimensions if name in columns}
+
+
+def delivery(
+    frame: ReportInput,
+    by: Dimension | Sequence[Dimension] = "campaign",
     *,
-    start: date | None = None,
-    end: date | None = None,
-    sms_types: Sequence[int] | None = None,
-    campaigns: Sequence[str] | None = None,
-) -> pl.DataFrame:
-    """Delivery per campaign, largest first; columns as :data:`DELIVERY_SCHEMA`.
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    sms_types: SmsTypes | None = None,
+    campaigns: Campaigns | None = None,
+) -> ReportFrame:
+    """Delivery broken down by one or several of :data:`DIMENSIONS`.
+
+    Columns: the ``by`` dimensions, then :data:`DELIVERY_MEASURES`. Time
+    dimensions come first in the order, chronologically; then the largest
+    groups first.
+
+    Examples
+    --------
+    >>> from esms_analytics import decode_rows
+    >>> rows = [dict(SmsId=1, ReferenceId=f"r{i}", Campaign="A", Content="x", Phone=phone,
+    ...              SellPrice=750, SendStatus=5, SendResult=result, SmsType=2,
+    ...              SentTime=f"/Date({1705484048995 + i * 86_400_000}+0700)/")
+    ...         for i, (phone, result) in enumerate(
+    ...             [("0961234567", 1), ("0971234567", 0), ("0901234567", 1)])]
+    >>> delivery(decode_rows(rows), by=["date", "carrier"]).select(
+    ...     "date", "carrier", "messages", "delivery_rate").rows()
+    [(datetime.date(2024, 1, 17), 'viettel', 1, 1.0), (datetime.date(2024, 1, 18), 'viettel', 1, 0.0), (datetime.date(2024, 1, 19), 'mobifone', 1, 1.0)]
+    """
+    names = name_list(by, "by", DIMENSIONS)
+    return _delivery(frame, names, Filters(start, end, sms_types, campaigns), "delivery")
+
+
+def delivery_by_campaign(
+    frame: ReportInput,
+    *,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    sms_types: SmsTypes | None = None,
+    campaigns: Campaigns | None = None,
+) -> ReportFrame:
+    """Delivery per campaign, largest first: ``delivery(frame, by="campaign")``.
+
+    Columns as :data:`DELIVERY_SCHEMA`.
 
     Examples
     --------
@@ -259,46 +510,37 @@ def delivery_by_campaign(
     ...               pl.col("delivery_rate").round(3), "provisional").rows()
     [('Tết', 4, 2, 1, 1, 0.667, True), ('(no campaign)', 1, 1, 0, 0, 1.0, False)]
     """
-    low, high = wilson_bounds()
-    lazy = (
-        _aggregate(
-            _filtered(frame, start, end, sms_types, campaigns),
-            ["campaign"],
-            {
-                **_outcomes(),
-                "first_sent": (pl.col("sent_at").min(), "min"),
-                "last_sent": (pl.col("sent_at").max(), "max"),
-                "provisional": ((~pl.col("is_final")).any(), "any"),
-            },
-        )
-        .with_columns(
-            delivery_rate=_rate(),
-            delivery_rate_low=low,
-            delivery_rate_high=high,
-            pending_share=pl.col("pending") / pl.col("messages"),
-        )
-        .sort(["messages", "campaign"], descending=[True, False])
-    )
-    return lazy.select(list(DELIVERY_SCHEMA)).cast(dict(DELIVERY_SCHEMA)).collect()  # type: ignore[arg-type]
+    filters = Filters(start, end, sms_types, campaigns)
+    return _delivery(frame, ["campaign"], filters, "delivery_by_campaign")
+
+
+COST_AGGREGATES: Final[Measures] = {
+    "messages": OUTCOMES["messages"],
+    "delivered": OUTCOMES["delivered"],
+    "segments": ("_segments", "sum"),
+    "cost_vnd": ("_cost", "sum"),
+    "cost_delivered_vnd": ("_cost_delivered", "sum"),
+    "cost_failed_vnd": ("_cost_failed", "sum"),
+}
 
 
 def cost_breakdown(
-    frame: AnyFrame,
-    by: CostDimension | Sequence[CostDimension] = "campaign",
+    frame: ReportInput,
+    by: Dimension | Sequence[Dimension] = "campaign",
     *,
     totals: bool = False,
-    start: date | None = None,
-    end: date | None = None,
-    sms_types: Sequence[int] | None = None,
-    campaigns: Sequence[str] | None = None,
-) -> pl.DataFrame:
-    """Spend by one or several dimensions, most expensive first.
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    sms_types: SmsTypes | None = None,
+    campaigns: Campaigns | None = None,
+) -> ReportFrame:
+    """Spend by one or several of :data:`DIMENSIONS`, most expensive first.
 
     Columns: the ``by`` dimensions, then :data:`COST_MEASURES`. ``cost_failed_vnd``
     is spend on messages that never arrived; ``cost_per_delivered_vnd`` is all
     spend over delivered messages (null when none was delivered); ``share`` is
     the part of the total cost. ``totals=True`` appends a ``(total)`` row (the
-    dimensions then become strings).
+    dimensions then become strings). Time dimensions order the rows first.
 
     Examples
     --------
@@ -313,64 +555,80 @@ def cost_breakdown(
     ...     pl.col("share").round(3)).rows()
     [('viettel', 2, 1500.0, 750.0, 1500.0, 0.676), ('mobifone', 1, 720.0, 0.0, 720.0, 0.324), ('(total)', 3, 2220.0, 750.0, 1110.0, 1.0)]
     """
-    dimensions = [by] if isinstance(by, str) else list(by)
-    if not dimensions:
-        raise ConfigError("cost_breakdown needs at least one dimension in by=")
-    outcomes = _outcomes()
-    measures: dict[str, tuple[pl.Expr, Merge]] = {
-        "messages": outcomes["messages"],
-        "delivered": outcomes["delivered"],
-        "segments": (pl.col("segments").cast(pl.Int64).sum(), "sum"),
-        **_costs(),
-    }
-    lazy = _filtered(frame, start, end, sms_types, campaigns)
-    grouped = _aggregate(lazy, dimensions, measures)
-    if totals:
-        grouped = pl.concat(
-            [
-                grouped.with_columns(pl.col(dimensions).cast(pl.String)),
-                grouped.select(pl.col(list(measures)).sum())
-                .filter(pl.col("messages") > 0)  # no total row over nothing
-                .with_columns(
-                    pl.lit(TOTAL_LABEL).alias(dimensions[0]),
-                    *(pl.lit(None, pl.String).alias(name) for name in dimensions[1:]),
-                ),
-            ],
-            how="diagonal",
-        )
-    is_total = (pl.col(dimensions[0]) == TOTAL_LABEL) if totals else pl.lit(False)
-    whole = pl.col("cost_vnd").filter(~is_total).sum()
+    names = name_list(by, "by", DIMENSIONS)
+    if not isinstance(totals, bool):
+        raise ConfigError(f"totals={totals!r} is not accepted; give True or False")
+    needs = {"send_result", "sell_price", "segments", *_needs(names)}
+    rows = _open(frame, "cost_breakdown", needs, Filters(start, end, sms_types, campaigns))
+    grouped = _aggregate(rows.lazy, [(name, name) for name in names], COST_AGGREGATES)
+    whole = nw.col("cost_vnd").sum()
     result = grouped.with_columns(
-        cost_per_delivered_vnd=pl.when(pl.col("delivered") > 0)
-        .then(pl.col("cost_vnd") / pl.col("delivered"))
-        .otherwise(None),
-        share=pl.when(whole > 0).then(pl.col("cost_vnd") / whole).otherwise(None),
+        cost_per_delivered_vnd=_per_delivered("cost_vnd"),
+        share=nw.when(whole > 0).then(nw.col("cost_vnd") / whole),
+        _total=nw.lit(False),
     )
-    order = [
-        is_total,
-        pl.col("cost_vnd"),
-        *(pl.col(name) for name in dimensions),
-    ]
-    ordered = result.sort(
-        order, descending=[False, True, *([False] * len(dimensions))], nulls_last=True
+    schema = {**{name: DIMENSION_DTYPES[name] for name in names}, **COST_MEASURES_NW}
+    result = _shaped(result, {**schema, "_total": nw.Boolean()})
+    if totals:
+        result = _with_total_row(result, names)
+    times, others = _time_first(names)
+    ordered = _sorted(
+        result,
+        [
+            ("_total", False),
+            *((t, False) for t in times),
+            ("cost_vnd", True),
+            *((o, False) for o in others),
+        ],
     )
-    return ordered.select(*dimensions, *COST_MEASURES).cast(dict(COST_MEASURES)).collect()  # type: ignore[arg-type]
+    return rows.hand_back(ordered.drop("_total"))
+
+
+def _with_total_row(grouped: nw.LazyFrame[Any], names: list[str]) -> nw.LazyFrame[Any]:
+    """The groups with their dimensions as text, and a ``(total)`` row under them."""
+    labelled = grouped.with_columns(nw.col(names).cast(nw.String))
+    sums = [name for name in COST_AGGREGATES]
+    total = (
+        grouped.select(nw.col(sums).sum())
+        .filter(nw.col("messages") > 0)  # no total row over nothing
+        .with_columns(
+            nw.col([n for n, (c, _) in COST_AGGREGATES.items() if not c.startswith("_cost")]).cast(
+                nw.Int64
+            )
+        )
+        .with_columns(
+            cost_per_delivered_vnd=_per_delivered("cost_vnd"),
+            share=nw.when(nw.col("cost_vnd") > 0).then(nw.lit(1.0)),
+            _total=nw.lit(True),
+            **{
+                name: nw.lit(TOTAL_LABEL if i == 0 else None, nw.String())
+                for i, name in enumerate(names)
+            },
+        )
+    )
+    columns = labelled.columns
+    return nw.concat(
+        [labelled, _shaped(total, dict(labelled.collect_schema()))], how="vertical"
+    ).select(columns)
+
+
+TREND_AGGREGATES: Final[Measures] = {**OUTCOMES, "cost_vnd": ("_cost", "sum")}
 
 
 def delivery_trend(
-    frame: AnyFrame,
+    frame: ReportInput,
     every: TrendEvery = "1d",
-    by: Literal["carrier", "sms_type", "campaign"] | None = None,
+    by: TrendBy | None = None,
     *,
-    start: date | None = None,
-    end: date | None = None,
-    sms_types: Sequence[int] | None = None,
-    campaigns: Sequence[str] | None = None,
-) -> pl.DataFrame:
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    sms_types: SmsTypes | None = None,
+    campaigns: Campaigns | None = None,
+) -> ReportFrame:
     """Volume and delivery rate per day, ISO week (from Monday) or month.
 
     Columns: ``period`` (the first day of the period), the ``by`` dimension
-    when given, then :data:`TREND_MEASURES`.
+    when given, then :data:`TREND_MEASURES`; in order of ``period``, then ``by``.
 
     >>> from esms_analytics import decode_rows
     >>> rows = [dict(SmsId=1, ReferenceId=f"r{i}", Campaign="A", Content="x", Phone="0961234567",
@@ -379,30 +637,25 @@ def delivery_trend(
     >>> delivery_trend(decode_rows(rows), every="1d").select("period", "messages", "delivered").rows()
     [(datetime.date(2024, 1, 17), 1, 0), (datetime.date(2024, 1, 18), 1, 1), (datetime.date(2024, 1, 19), 1, 0)]
     """
-    if every not in ("1d", "1w", "1mo"):
-        raise ConfigError(f"every must be '1d', '1w' or '1mo', got {every!r}")
-    dimensions = [f"period:{every}", *([by] if by is not None else [])]
-    lazy = (
-        _aggregate(
-            _filtered(frame, start, end, sms_types, campaigns),
-            dimensions,
-            {**_outcomes(), "cost_vnd": _costs()["cost_vnd"]},
-        )
-        .with_columns(delivery_rate=_rate())
-        .sort(["period", *([by] if by else [])])
-    )
-    columns = ["period", *([by] if by else []), *TREND_MEASURES]
-    return lazy.select(columns).cast(dict(TREND_MEASURES)).collect()  # type: ignore[arg-type]
+    period = TREND_PERIODS[one_of(every, "every", tuple(TREND_PERIODS))]
+    groups = [] if by is None else [one_of(by, "by", TREND_BY)]
+    needs = {"send_result", "sell_price", *_needs(groups)}
+    rows = _open(frame, "delivery_trend", needs, Filters(start, end, sms_types, campaigns))
+    dimensions = [("period", period), *((name, name) for name in groups)]
+    grouped = _aggregate(rows.lazy, dimensions, TREND_AGGREGATES)
+    schema = {"period": nw.Date(), **{n: DIMENSION_DTYPES[n] for n in groups}, **TREND_MEASURES_NW}
+    result = _shaped(grouped.with_columns(delivery_rate=_rate()), schema)
+    return rows.hand_back(_sorted(result, [("period", False), *((n, False) for n in groups)]))
 
 
 def carrier_performance(
-    frame: AnyFrame,
+    frame: ReportInput,
     *,
-    start: date | None = None,
-    end: date | None = None,
-    sms_types: Sequence[int] | None = None,
-    campaigns: Sequence[str] | None = None,
-) -> pl.DataFrame:
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    sms_types: SmsTypes | None = None,
+    campaigns: Campaigns | None = None,
+) -> ReportFrame:
     """Delivery rate, volume and cost per carrier and message type.
 
     The carrier is estimated from the number's prefix: it is the carrier that
@@ -422,43 +675,46 @@ def carrier_performance(
     ...     "carrier", "sms_type", "messages", "delivery_rate", "volume_share").rows()
     [('viettel', 'customer_care', 2, 0.5, 0.6666666666666666), ('mobifone', 'customer_care', 1, 1.0, 0.3333333333333333)]
     """
+    needs = {"send_result", "sell_price", "carrier", "sms_type_label"}
+    rows = _open(frame, "carrier_performance", needs, Filters(start, end, sms_types, campaigns))
     low, high = wilson_bounds()
-    lazy = (
-        _aggregate(
-            _filtered(frame, start, end, sms_types, campaigns),
-            ["carrier", "sms_type"],
-            {**_outcomes(), "cost_vnd": _costs()["cost_vnd"]},
-        )
-        .with_columns(
-            delivery_rate=_rate(),
-            delivery_rate_low=low,
-            delivery_rate_high=high,
-            cost_per_delivered_vnd=pl.when(pl.col("delivered") > 0)
-            .then(pl.col("cost_vnd") / pl.col("delivered"))
-            .otherwise(None),
-            volume_share=pl.col("messages") / pl.col("messages").sum().over("sms_type"),
-        )
-        .sort(["sms_type", "messages", "carrier"], descending=[False, True, False])
+    grouped = _aggregate(
+        rows.lazy, [("carrier", "carrier"), ("sms_type", "sms_type")], TREND_AGGREGATES
     )
-    return lazy.select(list(CARRIER_SCHEMA)).cast(dict(CARRIER_SCHEMA)).collect()  # type: ignore[arg-type]
+    result = grouped.with_columns(
+        delivery_rate=_rate(),
+        delivery_rate_low=low,
+        delivery_rate_high=high,
+        cost_per_delivered_vnd=_per_delivered("cost_vnd"),
+        volume_share=nw.col("messages") / nw.col("messages").sum().over("sms_type"),
+    )
+    ordered = _sorted(
+        _shaped(result, dict(CARRIER_SCHEMA_NW)),
+        [("sms_type", False), ("messages", True), ("carrier", False)],
+    )
+    return rows.hand_back(ordered)
+
+
+HOTSPOT_AGGREGATES: Final[Measures] = {**OUTCOMES, "cost_failed_vnd": ("_cost_failed", "sum")}
 
 
 def failure_hotspots(
-    frame: AnyFrame,
+    frame: ReportInput,
     *,
     min_messages: int = 100,
     top: int | None = 20,
-    start: date | None = None,
-    end: date | None = None,
-    sms_types: Sequence[int] | None = None,
-    campaigns: Sequence[str] | None = None,
-) -> pl.DataFrame:
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    sms_types: SmsTypes | None = None,
+    campaigns: Campaigns | None = None,
+) -> ReportFrame:
     """Campaign x carrier pairs with the worst delivery rates, among those with volume.
 
     Pairs with fewer than ``min_messages`` messages, or no final row, are left
     out; the rest are ordered by ``delivery_rate`` (worst first), then by
-    failed messages. ``campaign_delivery_rate`` is the campaign's rate over
-    every carrier, for comparison. Columns as :data:`HOTSPOT_SCHEMA`.
+    failed messages; ``top`` keeps the first pairs (None keeps all).
+    ``campaign_delivery_rate`` is the campaign's rate over every carrier, for
+    comparison. Columns as :data:`HOTSPOT_SCHEMA`.
 
     Examples
     --------
@@ -472,29 +728,29 @@ def failure_hotspots(
     ... ).rows()
     [('Tết', 'viettel', 0.25, 0.625, 2250.0), ('Tết', 'mobifone', 1.0, 0.625, 0.0)]
     """
+    smallest = count(min_messages, "min_messages")
+    keep = optional_count(top, "top")
+    needs = {"send_result", "sell_price", "campaign", "carrier"}
+    rows = _open(frame, "failure_hotspots", needs, Filters(start, end, sms_types, campaigns))
     low, high = wilson_bounds()
-    lazy = _filtered(frame, start, end, sms_types, campaigns)
+    grouped = _aggregate(
+        rows.lazy, [("campaign", "campaign"), ("carrier", "carrier")], HOTSPOT_AGGREGATES
+    )
+    final = nw.col("_final").sum().over("campaign")
     pairs = (
-        _aggregate(
-            lazy,
-            ["campaign", "carrier"],
-            {**_outcomes(), "cost_failed_vnd": _costs()["cost_failed_vnd"]},
-        )
+        grouped.with_columns(_final=nw.col("delivered") + nw.col("failed"))
         .with_columns(
-            campaign_delivery_rate=(
-                pl.col("delivered").sum().over("campaign")
-                / (pl.col("delivered") + pl.col("failed")).sum().over("campaign")
+            campaign_delivery_rate=nw.when(final > 0).then(
+                nw.col("delivered").sum().over("campaign") / final
             ),
             delivery_rate=_rate(),
             delivery_rate_low=low,
             delivery_rate_high=high,
         )
-        .filter((pl.col("messages") >= min_messages) & pl.col("delivery_rate").is_not_null())
-        .sort(
-            ["delivery_rate", "failed", "campaign", "carrier"],
-            descending=[False, True, False, False],
-        )
+        .filter((nw.col("messages") >= smallest) & ~nw.col("delivery_rate").is_null())
     )
-    if top is not None:
-        pairs = pairs.head(top)
-    return pairs.select(list(HOTSPOT_SCHEMA)).cast(dict(HOTSPOT_SCHEMA)).collect()  # type: ignore[arg-type]
+    ordered = _sorted(
+        _shaped(pairs, dict(HOTSPOT_SCHEMA_NW)),
+        [("delivery_rate", False), ("failed", True), ("campaign", False), ("carrier", False)],
+    )
+    return rows.hand_back(ordered if keep is None else ordered.head(keep))
