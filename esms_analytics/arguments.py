@@ -38,7 +38,7 @@ def _named(argument: str | None, value: object) -> str:
 
 
 def to_date(value: DateLike, argument: str | None = None) -> date:
-    """A date from a ``date``, a ``datetime`` or an ISO string; a clear error otherwise.
+    """Return the date of a ``date``, a ``datetime`` or an ISO string; a clear error otherwise.
 
     An aware ``datetime`` counts on its Vietnam calendar day, the day the lake's
     partitions are named after.
@@ -163,7 +163,7 @@ def sms_type_codes(value: SmsTypes | None, argument: str = "sms_types") -> list[
 
 
 def sms_type_list(sms_types: SmsTypes | None) -> list[int]:
-    """The requested types checked and de-duplicated; every type when None.
+    """Check and de-duplicate the requested types; every type when None.
 
     >>> sms_type_list([8, 2, 2]), len(sms_type_list(None))
     ([2, 8], 7)
@@ -208,7 +208,7 @@ def _items(
 
 
 def count(value: object, argument: str, *, minimum: int = 0) -> int:
-    """A whole number of at least ``minimum``; a ConfigError naming ``argument`` otherwise.
+    """Return ``value`` if a whole number of at least ``minimum``, else a ConfigError.
 
     >>> count(5, "top")
     5

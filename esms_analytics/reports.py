@@ -247,7 +247,7 @@ def _open(frame: ReportInput, report: str, needs: set[str], filters: Filters) ->
 
 
 def _with_day(lazy: nw.LazyFrame[Any], report: str) -> nw.LazyFrame[Any]:
-    """The frame with ``date`` as a date: the partition day, or the Vietnam day of sent_at."""
+    """Give the frame ``date`` as a date: the partition day, or the Vietnam day of sent_at."""
     schema = lazy.collect_schema()
     if "date" in schema:
         # pandas has no date dtype of its own and keeps days as datetimes.
@@ -273,7 +273,7 @@ def _campaign(column: str = "campaign") -> nw.Expr:
 
 
 def _monday(day: nw.Expr) -> nw.Expr:
-    """The Monday of the ISO week of ``day`` (Narwhals has no "1w" truncation)."""
+    """Return the Monday of the ISO week of ``day`` (Narwhals has no "1w" truncation)."""
     weekday = day.dt.weekday()
     monday = nw.when(weekday == 1).then(day)
     for weekday_number in range(2, 8):
@@ -284,7 +284,7 @@ def _monday(day: nw.Expr) -> nw.Expr:
 
 
 def _raw_key(dimension: str) -> nw.Expr:
-    """What a dimension groups by on the rows themselves: cheap, no string work."""
+    """Return what a dimension groups by on the rows themselves: cheap, no string work."""
     if dimension == "sms_type":
         return nw.col("sms_type_label")
     if dimension in ("date", "week", "month"):
@@ -293,7 +293,7 @@ def _raw_key(dimension: str) -> nw.Expr:
 
 
 def _label(dimension: str, raw: str) -> nw.Expr:
-    """The dimension as people read it, computed on the few grouped rows."""
+    """Label the dimension as people read it, on the few grouped rows."""
     column = nw.col(raw)
     if dimension == "campaign":
         labelled = _campaign(raw)
@@ -307,8 +307,11 @@ def _label(dimension: str, raw: str) -> nw.Expr:
 
 
 def _indicators(lazy: nw.LazyFrame[Any], measures: Measures) -> nw.LazyFrame[Any]:
-    """Per-row 0/1 columns, so every aggregate is a plain sum, min, max or any:
-    the form every engine (pandas included) aggregates fastest."""
+    """Add the per-row 0/1 columns ``measures`` aggregate.
+
+    Every aggregate is then a plain sum, min, max or any: the form every engine
+    (pandas included) aggregates fastest.
+    """
     result = nw.col("send_result")
     price = nw.col("sell_price").fill_null(0.0)
     available = {
@@ -337,9 +340,12 @@ OUTCOMES: Final[Measures] = {
 def _aggregate(
     lazy: nw.LazyFrame[Any], dimensions: Sequence[tuple[str, str]], measures: Measures
 ) -> nw.LazyFrame[Any]:
-    """Group by ``dimensions`` (output name, dimension) in two steps: by the raw columns
-    over every row, then by the labels over the groups, merging the partial measures.
-    Labelling (trimming names, enum to text, weeks and months) then costs per group."""
+    """Group by ``dimensions`` (output name, dimension) in two steps.
+
+    First by the raw columns over every row, then by the labels over the groups,
+    merging the partial measures: labelling (trimming names, enum to text, weeks
+    and months) then costs per group, not per row.
+    """
     raws = {f"_raw_{name}": _raw_key(dimension) for name, dimension in dimensions}
     aggregates = [
         (nw.len() if column == "" else getattr(nw.col(column), merge)()).alias(name)
@@ -368,7 +374,7 @@ def _rate() -> nw.Expr:
 
 
 def wilson_bounds(z: float = Z_95) -> tuple[nw.Expr, nw.Expr]:
-    """The Wilson score interval of delivered / (delivered + failed), null when n is 0.
+    """Return the Wilson score interval of delivered / (delivered + failed), null when n is 0.
 
     >>> frame = nw.from_native(pl.DataFrame({"delivered": [9, 0, 0], "failed": [1, 0, 3]}))
     >>> low, high = wilson_bounds()
@@ -391,8 +397,11 @@ def _per_delivered(cost: str) -> nw.Expr:
 
 
 def _shaped(lazy: nw.LazyFrame[Any], schema: dict[str, nw.dtypes.DType]) -> nw.LazyFrame[Any]:
-    """Exactly the columns of ``schema`` with its dtypes; instants keep the engine's spelling
-    (DuckDB and Spark keep time zones in the session, not in the column)."""
+    """Select exactly the columns of ``schema``, cast to its dtypes.
+
+    Instants keep the engine's spelling: DuckDB and Spark keep time zones in the
+    session, not in the column.
+    """
     casts = {name: dtype for name, dtype in schema.items() if not isinstance(dtype, nw.Datetime)}
     return lazy.select(list(schema)).with_columns(
         nw.col(name).cast(dtype) for name, dtype in casts.items()
@@ -449,7 +458,7 @@ def _delivery(frame: ReportInput, names: list[str], filters: Filters, report: st
 
 
 def _needs(dimensions: Sequence[str]) -> set[str]:
-    """The columns ``dimensions`` read (the day is checked by the door)."""
+    """Return the columns ``dimensions`` read (the day is checked by the door)."""
     columns = {"sms_type": "sms_type_label", "campaign": "campaign", "carrier": "carrier"}
     return {columns[name] for name in dimensions if name in columns}
 
@@ -585,7 +594,7 @@ def cost_breakdown(
 
 
 def _with_total_row(grouped: nw.LazyFrame[Any], names: list[str]) -> nw.LazyFrame[Any]:
-    """The groups with their dimensions as text, and a ``(total)`` row under them."""
+    """Append a ``(total)`` row under the groups, whose dimensions become text."""
     labelled = grouped.with_columns(nw.col(names).cast(nw.String))
     sums = [name for name in COST_AGGREGATES]
     total = (

@@ -49,7 +49,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "arguments": {"codes", "errors"},
     "client": {"arguments", "codes", "errors", "wire"},
     "decode": {"codes", "errors", "wire"},
-    "reports": {"codes", "errors"},
+    "reports": {"arguments", "codes", "errors", "lake"},
     "windows": {"arguments", "client", "decode", "errors", "wire"},
     "store": {"errors"},
     "lake": {"arguments", "codes", "decode", "errors", "store"},
