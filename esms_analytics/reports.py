@@ -41,7 +41,7 @@ Definitions used throughout:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
@@ -175,8 +175,70 @@ CARRIER_SCHEMA: Final = CARRIER_SCHEMA_NW.to_polars()
 HOTSPOT_SCHEMA: Final = HOTSPOT_SCHEMA_NW.to_polars()
 
 Merge = Literal["sum", "min", "max", "any"]
-#: A measure: the column it aggregates on the rows, how, and how partial results merge.
-Measures: TypeAlias = dict[str, tuple[str, Merge]]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One measure of a report, computed in two steps (see :func:`_aggregate`).
+
+    ``needs`` is the row aggregate it is made from (a key of :func:`_row_aggregates`);
+    ``on_groups`` computes it on the partial groups, where ``send_result`` is a key;
+    ``merge`` combines the partial values of one group.
+    """
+
+    needs: str
+    on_groups: Callable[[], nw.Expr]
+    merge: Merge
+    count: bool = False  # a whole number: Int64 on every engine
+
+
+def _row_aggregates() -> dict[str, nw.Expr]:
+    """Return the aggregates taken over the rows: plain ones, which every engine does fastest."""
+    return {
+        "_rows": nw.len(),
+        "_cost": nw.col("sell_price").sum(),
+        "_segments": nw.col("segments").sum(),
+        "_first": nw.col("sent_at").min(),
+        "_last": nw.col("sent_at").max(),
+        "_all_final": nw.col("is_final").all(),
+    }
+
+
+def _where_result(condition: Callable[[nw.Expr], nw.Expr], column: str) -> Callable[[], nw.Expr]:
+    """``column`` on the partial groups whose ``send_result`` meets ``condition``, else 0."""
+
+    def on_groups() -> nw.Expr:
+        # A sum of nothing is null on SQL engines and 0 on the others: 0 everywhere.
+        value = nw.col(column).fill_null(0)
+        return nw.when(condition(nw.col("send_result"))).then(value).otherwise(0)
+
+    return on_groups
+
+
+def _delivered(result: nw.Expr) -> nw.Expr:
+    return result == 1
+
+
+def _failed(result: nw.Expr) -> nw.Expr:
+    return result == 0
+
+
+def _pending(result: nw.Expr) -> nw.Expr:
+    return ~result.is_in([0, 1]) | result.is_null()
+
+
+def _everything(result: nw.Expr) -> nw.Expr:
+    return nw.lit(True)
+
+
+OUTCOMES: Final[dict[str, Measure]] = {
+    "messages": Measure("_rows", lambda: nw.col("_rows"), "sum", count=True),
+    "delivered": Measure("_rows", _where_result(_delivered, "_rows"), "sum", count=True),
+    "failed": Measure("_rows", _where_result(_failed, "_rows"), "sum", count=True),
+    "pending": Measure("_rows", _where_result(_pending, "_rows"), "sum", count=True),
+}
+COST: Final = Measure("_cost", _where_result(_everything, "_cost"), "sum")
+COST_FAILED: Final = Measure("_cost", _where_result(_failed, "_cost"), "sum")
 
 
 # -- the door and the exit ------------------------------------------------------
@@ -306,65 +368,34 @@ def _label(dimension: str, raw: str) -> nw.Expr:
     return labelled.cast(DIMENSION_DTYPES[dimension])
 
 
-def _indicators(lazy: nw.LazyFrame[Any], measures: Measures) -> nw.LazyFrame[Any]:
-    """Add the per-row 0/1 columns ``measures`` aggregate.
-
-    Every aggregate is then a plain sum, min, max or any: the form every engine
-    (pandas included) aggregates fastest.
-    """
-    result = nw.col("send_result")
-    price = nw.col("sell_price").fill_null(0.0)
-    available = {
-        "_delivered": (result == 1).cast(nw.Int8),
-        "_failed": (result == 0).cast(nw.Int8),
-        "_pending": (~result.is_in([0, 1]) | result.is_null()).cast(nw.Int8),
-        "_open": ~nw.col("is_final"),
-        "_cost": price,
-        # Multiplying by the 0/1 column is one fused pass; a filter would copy.
-        "_cost_delivered": price * (result == 1).cast(nw.Int8),
-        "_cost_failed": price * (result == 0).cast(nw.Int8),
-        "_segments": nw.col("segments").cast(nw.Int64),
-    }
-    wanted = {column for column, _ in measures.values()}
-    return lazy.with_columns(**{name: expr for name, expr in available.items() if name in wanted})
-
-
-OUTCOMES: Final[Measures] = {
-    "messages": ("", "sum"),  # "" = count the rows
-    "delivered": ("_delivered", "sum"),
-    "failed": ("_failed", "sum"),
-    "pending": ("_pending", "sum"),
-}
-
-
 def _aggregate(
-    lazy: nw.LazyFrame[Any], dimensions: Sequence[tuple[str, str]], measures: Measures
+    lazy: nw.LazyFrame[Any], dimensions: Sequence[tuple[str, str]], measures: dict[str, Measure]
 ) -> nw.LazyFrame[Any]:
     """Group by ``dimensions`` (output name, dimension) in two steps.
 
-    First by the raw columns over every row, then by the labels over the groups,
-    merging the partial measures: labelling (trimming names, enum to text, weeks
-    and months) then costs per group, not per row.
+    First by the raw columns and ``send_result`` over every row, with plain
+    aggregates only; then, over those few groups, label the dimensions
+    (trimming names, enum to text, weeks and months), split the outcomes and
+    merge. Nothing is computed per row but the grouping itself, so no engine
+    builds a column for the whole lake.
     """
     raws = {f"_raw_{name}": _raw_key(dimension) for name, dimension in dimensions}
-    aggregates = [
-        (nw.len() if column == "" else getattr(nw.col(column), merge)()).alias(name)
-        for name, (column, merge) in measures.items()
-    ]
-    partial = _indicators(lazy, measures).with_columns(**raws).group_by(list(raws)).agg(*aggregates)
+    rows = _row_aggregates()
+    needed = {measure.needs for measure in measures.values()}
+    partial = (
+        lazy.with_columns(**raws)
+        .group_by([*raws, "send_result"])
+        .agg(expr.alias(name) for name, expr in rows.items() if name in needed)
+    )
     labelled = partial.with_columns(
-        _label(dimension, f"_raw_{name}").alias(name) for name, dimension in dimensions
+        *(_label(dimension, f"_raw_{name}").alias(name) for name, dimension in dimensions),
+        *(measure.on_groups().alias(name) for name, measure in measures.items()),
     )
     merged = labelled.group_by([name for name, _ in dimensions]).agg(
-        getattr(nw.col(name), "sum" if merge == "sum" else merge)()
-        for name, (_, merge) in measures.items()
+        getattr(nw.col(name), measure.merge)() for name, measure in measures.items()
     )
     # Engines widen sums (DuckDB to 128 bits): counts go back to Int64 before any arithmetic.
-    counts = [
-        name
-        for name, (column, merge) in measures.items()
-        if merge == "sum" and not column.startswith("_cost")
-    ]
+    counts = [name for name, measure in measures.items() if measure.count]
     return merged.with_columns(nw.col(counts).cast(nw.Int64))
 
 
@@ -373,22 +404,32 @@ def _rate() -> nw.Expr:
     return nw.when(final > 0).then(nw.col("delivered") / final)
 
 
-def wilson_bounds(z: float = Z_95) -> tuple[nw.Expr, nw.Expr]:
-    """Return the Wilson score interval of delivered / (delivered + failed), null when n is 0.
+def with_wilson_interval(frame: nw.LazyFrame[Any], z: float = Z_95) -> nw.LazyFrame[Any]:
+    """Add ``delivery_rate`` and its Wilson score interval (``_low``, ``_high``), null when n is 0.
 
-    >>> frame = nw.from_native(pl.DataFrame({"delivered": [9, 0, 0], "failed": [1, 0, 3]}))
-    >>> low, high = wilson_bounds()
-    >>> frame.select(low.round(4).alias("low"), high.round(4).alias("high")).rows()
-    [(0.5958, 0.9821), (None, None), (0.0, 0.5615)]
+    Built in steps over named columns, so the expression stays small to translate
+    for every engine.
+
+    >>> frame = nw.from_native(pl.LazyFrame({"delivered": [9, 0, 0], "failed": [1, 0, 3]}))
+    >>> with_wilson_interval(frame).select(
+    ...     nw.col("delivery_rate", "delivery_rate_low", "delivery_rate_high").round(4)
+    ... ).collect().rows()
+    [(0.9, 0.5958, 0.9821), (None, None, None), (0.0, 0.0, 0.5615)]
     """
-    n = (nw.col("delivered") + nw.col("failed")).cast(nw.Float64)
-    p = nw.col("delivered") / n
-    center = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)).sqrt()) / (1 + z * z / n)
-    valid = n > 0
+    n, p = nw.col("_n"), nw.col("delivery_rate")
+    center, half, valid = nw.col("_center"), nw.col("_half"), nw.col("_n") > 0
     return (
-        nw.when(valid).then((center - half).clip(0.0, 1.0)),
-        nw.when(valid).then((center + half).clip(0.0, 1.0)),
+        frame.with_columns(_n=(nw.col("delivered") + nw.col("failed")).cast(nw.Float64))
+        .with_columns(delivery_rate=_rate())
+        .with_columns(
+            _center=(p + z * z / (2 * n)) / (1 + z * z / n),
+            _half=z * ((p * (1 - p) / n + z * z / (4 * n * n)).sqrt()) / (1 + z * z / n),
+        )
+        .with_columns(
+            delivery_rate_low=nw.when(valid).then((center - half).clip(0.0, 1.0)),
+            delivery_rate_high=nw.when(valid).then((center + half).clip(0.0, 1.0)),
+        )
+        .drop("_n", "_center", "_half")
     )
 
 
@@ -425,11 +466,11 @@ def _sorted(lazy: nw.LazyFrame[Any], keys: Sequence[tuple[str, bool]]) -> nw.Laz
 # -- the reports --------------------------------------------------------------------
 
 
-DELIVERY_AGGREGATES: Final[Measures] = {
+DELIVERY_AGGREGATES: Final[dict[str, Measure]] = {
     **OUTCOMES,
-    "first_sent": ("sent_at", "min"),
-    "last_sent": ("sent_at", "max"),
-    "provisional": ("_open", "any"),
+    "first_sent": Measure("_first", lambda: nw.col("_first"), "min"),
+    "last_sent": Measure("_last", lambda: nw.col("_last"), "max"),
+    "provisional": Measure("_all_final", lambda: ~nw.col("_all_final"), "any"),
 }
 
 
@@ -440,13 +481,9 @@ def _delivery(frame: ReportInput, names: list[str], filters: Filters, report: st
         {"send_result", "is_final", "sent_at", *_needs(names)},
         filters,
     )
-    low, high = wilson_bounds()
     grouped = _aggregate(rows.lazy, [(name, name) for name in names], DELIVERY_AGGREGATES)
-    result = grouped.with_columns(
-        delivery_rate=_rate(),
-        delivery_rate_low=low,
-        delivery_rate_high=high,
-        pending_share=nw.col("pending") / nw.col("messages"),
+    result = with_wilson_interval(grouped).with_columns(
+        pending_share=nw.col("pending") / nw.col("messages")
     )
     times, others = _time_first(names)
     schema = {**{name: DIMENSION_DTYPES[name] for name in names}, **DELIVERY_MEASURES}
@@ -523,13 +560,13 @@ def delivery_by_campaign(
     return _delivery(frame, ["campaign"], filters, "delivery_by_campaign")
 
 
-COST_AGGREGATES: Final[Measures] = {
+COST_AGGREGATES: Final[dict[str, Measure]] = {
     "messages": OUTCOMES["messages"],
     "delivered": OUTCOMES["delivered"],
-    "segments": ("_segments", "sum"),
-    "cost_vnd": ("_cost", "sum"),
-    "cost_delivered_vnd": ("_cost_delivered", "sum"),
-    "cost_failed_vnd": ("_cost_failed", "sum"),
+    "segments": Measure("_segments", _where_result(_everything, "_segments"), "sum", count=True),
+    "cost_vnd": COST,
+    "cost_delivered_vnd": Measure("_cost", _where_result(_delivered, "_cost"), "sum"),
+    "cost_failed_vnd": COST_FAILED,
 }
 
 
@@ -601,7 +638,7 @@ def _with_total_row(grouped: nw.LazyFrame[Any], names: list[str]) -> nw.LazyFram
         grouped.select(nw.col(sums).sum())
         .filter(nw.col("messages") > 0)  # no total row over nothing
         .with_columns(
-            nw.col([n for n, (c, _) in COST_AGGREGATES.items() if not c.startswith("_cost")]).cast(
+            nw.col([name for name, measure in COST_AGGREGATES.items() if measure.count]).cast(
                 nw.Int64
             )
         )
@@ -621,7 +658,7 @@ def _with_total_row(grouped: nw.LazyFrame[Any], names: list[str]) -> nw.LazyFram
     ).select(columns)
 
 
-TREND_AGGREGATES: Final[Measures] = {**OUTCOMES, "cost_vnd": ("_cost", "sum")}
+TREND_AGGREGATES: Final[dict[str, Measure]] = {**OUTCOMES, "cost_vnd": COST}
 
 
 def delivery_trend(
@@ -686,14 +723,10 @@ def carrier_performance(
     """
     needs = {"send_result", "sell_price", "carrier", "sms_type_label"}
     rows = _open(frame, "carrier_performance", needs, Filters(start, end, sms_types, campaigns))
-    low, high = wilson_bounds()
     grouped = _aggregate(
         rows.lazy, [("carrier", "carrier"), ("sms_type", "sms_type")], TREND_AGGREGATES
     )
-    result = grouped.with_columns(
-        delivery_rate=_rate(),
-        delivery_rate_low=low,
-        delivery_rate_high=high,
+    result = with_wilson_interval(grouped).with_columns(
         cost_per_delivered_vnd=_per_delivered("cost_vnd"),
         volume_share=nw.col("messages") / nw.col("messages").sum().over("sms_type"),
     )
@@ -704,7 +737,7 @@ def carrier_performance(
     return rows.hand_back(ordered)
 
 
-HOTSPOT_AGGREGATES: Final[Measures] = {**OUTCOMES, "cost_failed_vnd": ("_cost_failed", "sum")}
+HOTSPOT_AGGREGATES: Final[dict[str, Measure]] = {**OUTCOMES, "cost_failed_vnd": COST_FAILED}
 
 
 def failure_hotspots(
@@ -741,20 +774,17 @@ def failure_hotspots(
     keep = optional_count(top, "top")
     needs = {"send_result", "sell_price", "campaign", "carrier"}
     rows = _open(frame, "failure_hotspots", needs, Filters(start, end, sms_types, campaigns))
-    low, high = wilson_bounds()
     grouped = _aggregate(
         rows.lazy, [("campaign", "campaign"), ("carrier", "carrier")], HOTSPOT_AGGREGATES
     )
     final = nw.col("_final").sum().over("campaign")
     pairs = (
-        grouped.with_columns(_final=nw.col("delivered") + nw.col("failed"))
+        with_wilson_interval(grouped)
+        .with_columns(_final=nw.col("delivered") + nw.col("failed"))
         .with_columns(
             campaign_delivery_rate=nw.when(final > 0).then(
                 nw.col("delivered").sum().over("campaign") / final
             ),
-            delivery_rate=_rate(),
-            delivery_rate_low=low,
-            delivery_rate_high=high,
         )
         .filter((nw.col("messages") >= smallest) & ~nw.col("delivery_rate").is_null())
     )
