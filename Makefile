@@ -43,7 +43,7 @@ typecheck: $(DEV_STAMP)
 	$(PY) -m mypy
 
 unit: $(DEV_STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 ## bench: run benchmarks/ and write BENCHMARKS.md
 bench: $(DEV_STAMP)

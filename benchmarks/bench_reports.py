@@ -1,4 +1,8 @@
-"""Reports over a large lake: ours against DuckDB SQL and pandas on the same files.
+"""Reports over a large lake: ours against DuckDB SQL and pandas on the same files, and Spark.
+
+Spark runs the project's own report functions on a Spark DataFrame over the
+lake (Narwhals hands them to Spark): its time is reported beside the others;
+its peak RSS is the Python driver's only (the work happens in the JVM).
 
 The lake is written with the project's own lake code (``write_partition``) from
 canonical frames generated with vectorised Polars expressions. Each engine runs
@@ -95,6 +99,19 @@ if engine == "esms-analytics":
     from esms_analytics import cost_breakdown, delivery_by_campaign, read_lake
     def delivery(): return delivery_by_campaign(read_lake(lake))
     def cost(): return cost_breakdown(read_lake(lake), by="carrier")
+elif engine == "spark (esms-analytics)":
+    # The same report functions, handed a Spark DataFrame over the lake: Spark plans
+    # and runs them (local[2]); collect() brings the few result rows back.
+    import os
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+    from esms_analytics import cost_breakdown, delivery_by_campaign
+    spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    def delivery(): return delivery_by_campaign(spark.read.parquet(f"{lake}/sms")).collect()
+    def cost(): return cost_breakdown(spark.read.parquet(f"{lake}/sms"), by="carrier").collect()
 elif engine == "duckdb":
     import duckdb
     connection = duckdb.connect()
@@ -171,7 +188,7 @@ results["peak_rss_mb"] = float(next(line.split()[1] for line in open("/proc/self
 print(json.dumps(results))
 """
 
-ENGINES = ("esms-analytics", "duckdb", "pandas")
+ENGINES = ("esms-analytics", "duckdb", "pandas", "spark (esms-analytics)")
 
 
 def run(lake: Path, rows: int = 20_000_000, repeats: int = 5) -> dict[str, Any]:

@@ -40,6 +40,7 @@ if typing.TYPE_CHECKING:
     from esms_analytics.reports import (
         carrier_performance,
         cost_breakdown,
+        delivery,
         delivery_by_campaign,
         delivery_trend,
         failure_hotspots,
@@ -61,6 +62,7 @@ _HOMES: dict[str, str] = {
         (
             "carrier_performance",
             "cost_breakdown",
+            "delivery",
             "delivery_by_campaign",
             "delivery_trend",
             "failure_hotspots",
@@ -104,6 +106,7 @@ __all__ = [
     "check_lake",
     "cost_breakdown",
     "decode_rows",
+    "delivery",
     "delivery_by_campaign",
     "delivery_trend",
     "failure_hotspots",

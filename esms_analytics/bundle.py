@@ -8,7 +8,6 @@ with its plot and all its rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -19,69 +18,8 @@ import polars as pl
 from esms_analytics import plots, render, reports
 from esms_analytics.codes import SMS_TYPES, VN_TZ
 from esms_analytics.errors import ConfigError
+from esms_analytics.registry import REPORTS
 
-
-@dataclass(frozen=True)
-class ReportKind:
-    """One report: how to compute it, how to plot it, and how to read it."""
-
-    name: str
-    title: str
-    note: str
-    compute: Callable[..., pl.DataFrame]
-    plot: Callable[..., Any]
-
-
-KINDS: dict[str, ReportKind] = {
-    kind.name: kind
-    for kind in (
-        ReportKind(
-            "delivery",
-            "Delivery by campaign",
-            "delivery_rate = delivered / (delivered + failed); pending messages are left out. "
-            "Provisional campaigns still have messages waiting for a carrier report (up to ~3 "
-            "days), so their numbers can still move.",
-            reports.delivery_by_campaign,
-            plots.plot_delivery_by_campaign,
-        ),
-        ReportKind(
-            "cost",
-            "Cost by campaign",
-            "Spend in VND as eSMS reports it (sell_price), split into delivered, failed and "
-            "not-yet-final messages; cost per delivered message counts all spend.",
-            reports.cost_breakdown,
-            plots.plot_cost_breakdown,
-        ),
-        ReportKind(
-            "trend",
-            "Delivery trend",
-            "Volume and delivery rate per period of creation (Vietnam time).",
-            reports.delivery_trend,
-            plots.plot_delivery_trend,
-        ),
-        ReportKind(
-            "carriers",
-            "Carrier performance",
-            "Carrier is estimated from the number's prefix: the carrier that first issued it "
-            "(ported numbers count under their old carrier).",
-            reports.carrier_performance,
-            plots.plot_carrier_performance,
-        ),
-        ReportKind(
-            "hotspots",
-            "Failure hotspots",
-            "Campaign x carrier pairs with at least 100 messages and the worst delivery rates; "
-            "the black mark is the campaign's rate over all carriers.",
-            reports.failure_hotspots,
-            plots.plot_failure_hotspots,
-        ),
-    )
-}
-
-#: Arguments each kind gets in the standard bundle (the trend's period follows the selection).
-BUNDLE_OPTIONS: dict[str, dict[str, Any]] = {
-    "cost": {"by": "campaign", "totals": True},
-}
 #: The order of the page: the worst first, then each report.
 PAGE_ORDER: Final = ("hotspots", "delivery", "cost", "trend", "carriers")
 _EVERY_NAMES: Final = {"1d": "Daily", "1w": "Weekly", "1mo": "Monthly"}
@@ -147,7 +85,7 @@ class Selection:
         days = reports.delivery_trend(frame, every="1d", **self.filters())["period"]
         if days.is_empty():
             return None
-        return replace(self, start=self.start or days.min(), end=self.end or days.max())  # type: ignore[arg-type]
+        return replace(self, start=self.start or days.min(), end=self.end or days.max())
 
 
 @dataclass(frozen=True)
@@ -174,10 +112,9 @@ class Totals:
 
     def interval(self) -> tuple[float | None, float | None]:
         """Return the rate's 95% Wilson interval, by the reports' formula."""
-        low, high = reports.wilson_bounds()
         row = pl.DataFrame({"delivered": [self.delivered], "failed": [self.failed]})
-        bounds = row.select(low.alias("low"), high.alias("high")).row(0)
-        return bounds[0], bounds[1]
+        bounds = reports.add_wilson_interval(row).row(0, named=True)
+        return bounds["delivery_rate_low"], bounds["delivery_rate_high"]
 
 
 def totals(frame: reports.AnyFrame, selection: Selection) -> Totals:
@@ -269,9 +206,11 @@ def trend_every(selection: Selection) -> reports.TrendEvery:
 
 def compute_reports(frame: reports.AnyFrame, selection: Selection) -> dict[str, pl.DataFrame]:
     """Every report of the bundle over ``selection``, in page order."""
-    options = {**BUNDLE_OPTIONS, "trend": {"every": trend_every(selection)}}
+    chosen = {"trend": {"every": trend_every(selection)}}  # the period follows the selection
     return {
-        name: KINDS[name].compute(frame, **options.get(name, {}), **selection.filters())
+        name: REPORTS[name].compute(
+            frame, **{**REPORTS[name].bundle, **chosen.get(name, {})}, **selection.filters()
+        )
         for name in PAGE_ORDER
     }
 
@@ -286,16 +225,16 @@ def plot_report(name: str, table: pl.DataFrame, selection: Selection) -> Any:
     if name == "trend" and selection.start is not None and selection.end is not None:
         yesterday = datetime.now(VN_TZ).date() - timedelta(days=1)
         options["covered"] = (selection.start, min(selection.end, yesterday))
-    return KINDS[name].plot(table, **options)
+    return plots.plot_report(name, table, **options)
 
 
 def _section(name: str, table: pl.DataFrame, selection: Selection) -> render.Section:
-    kind = KINDS[name]
-    title = kind.title
+    spec = REPORTS[name]
+    title = spec.title
     if name == "trend":
         title = f"{_EVERY_NAMES[trend_every(selection)]} delivery trend"
     png = plots.figure_png(plot_report(name, table, selection))
-    return render.Section(title, kind.note, table, png, anchor=name)
+    return render.Section(title, spec.note, table, png, anchor=name)
 
 
 @dataclass

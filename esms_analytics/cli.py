@@ -65,6 +65,7 @@ from esms_analytics.errors import (
     LakeError,
     TransportError,
 )
+from esms_analytics.registry import REPORTS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -94,7 +95,6 @@ EXIT_INTERRUPTED = 130
 EXIT_SIGNAL_BASE = 128
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-REPORT_KINDS = ("delivery", "cost", "trend", "carriers", "hotspots", "html")
 TYPES_HELP = ", ".join(f"{code} {label}" for code, label in SMS_TYPES.items())
 
 logger = logging.getLogger("esms_analytics")
@@ -423,7 +423,7 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         description="Compute a report over the lake. csv and json carry exactly the report's "
         "columns; table is for people. 'html' writes every report with plots to --output.",
     )
-    report.add_argument("kind", choices=REPORT_KINDS, help="which report (required)")
+    report.add_argument("kind", choices=[*REPORTS, "html"], help="which report (required)")
     _add_lake_options(report, what="the lake, holding sms/ and _manifest.json")
     _add_range_options(report, required=False)
     report.add_argument(
@@ -433,27 +433,13 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         metavar="NAME",
         help="only this campaign, repeatable (default every campaign)",
     )
-    report.add_argument(
-        "--by",
-        action="append",
-        metavar="DIM",
-        help="cost: campaign, sms_type, carrier, date or month (repeatable or "
-        "comma-separated; default campaign); trend: carrier, sms_type or campaign "
-        "(default none)",
-    )
-    report.add_argument(
-        "--every", choices=("1d", "1w", "1mo"), default="1d", help="trend period (default 1d)"
-    )
-    report.add_argument(
-        "--min-messages",
-        metavar="N",
-        type=_parse_positive,
-        default=100,
-        help="hotspots: smallest campaign x carrier volume (default 100)",
-    )
-    report.add_argument(
-        "--totals", action="store_true", help="cost: append a total row (default off)"
-    )
+    for flag, (name, parse, help_text) in _report_options().items():
+        if parse is None:
+            report.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
+        else:
+            report.add_argument(
+                flag, dest=name, metavar="VALUE", action="append", default=None, help=help_text
+            )
     report.add_argument(
         "--format",
         choices=("table", "csv", "json", "xlsx"),
@@ -476,6 +462,28 @@ def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argpar
         "object storage)",
     )
     return report
+
+
+def _report_options() -> dict[str, tuple[str, Any, str]]:
+    """Each report option of the registry once: its flag, keyword, parser and help.
+
+    An option several reports share (``--by``) lists each report's meaning and default.
+    """
+    options: dict[str, tuple[str, Any, dict[str, list[str]]]] = {}
+    for spec in REPORTS.values():
+        for option in spec.options:
+            value = option.default
+            shown = ("on" if value else "off") if option.parse is None else (value or "none")
+            _, _, meanings = options.setdefault(option.flag, (option.name, option.parse, {}))
+            meanings.setdefault(f"{option.help} (default {shown})", []).append(spec.kind)
+    return {
+        flag: (
+            name,
+            parse,
+            "; ".join(f"{', '.join(kinds)}: {text}" for text, kinds in meanings.items()),
+        )
+        for flag, (name, parse, meanings) in options.items()
+    }
 
 
 def _add_simulate_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
@@ -902,7 +910,7 @@ def _reading_the_lake(
 @_reading_the_lake
 def _report(args: argparse.Namespace) -> int:
     from esms_analytics import render
-    from esms_analytics.bundle import KINDS, Selection
+    from esms_analytics.bundle import Selection
     from esms_analytics.lake import read_lake
     from esms_analytics.render import write_table
 
@@ -916,8 +924,18 @@ def _report(args: argparse.Namespace) -> int:
         None if args.sms_types is None else tuple(args.sms_types),
         None if args.campaigns is None else tuple(args.campaigns),
     )
+    # A repeated option (--by carrier --by date) means the same as one with commas.
+    given = {
+        name: value if isinstance(value, bool) else ",".join(value)
+        for name, _, _ in _report_options().values()
+        if (value := getattr(args, name)) is not None
+    }
     if args.kind == "html":
+        if given:
+            raise ConfigError(f"--{next(iter(given)).replace('_', '-')} does not apply to html")
         return _report_html(args, selection)
+    spec = REPORTS[args.kind]
+    options = spec.parse(given)  # an option of another report fails before the lake is read
     workbook = _checked_outputs(args)
     frame = read_lake(
         args.lake,
@@ -926,24 +944,7 @@ def _report(args: argparse.Namespace) -> int:
         sms_types=args.sms_types,
         storage_options=_storage_options(args),
     )
-    kind = KINDS[args.kind]
-    filters = {"campaigns": args.campaigns}
-    by = [part for value in (args.by or []) for part in value.split(",") if part]
-    if args.kind == "cost":
-        table = kind.compute(frame, by=by or "campaign", totals=args.totals, **filters)
-    elif args.kind == "trend":
-        if len(by) > 1:
-            raise ConfigError(
-                f"trend takes one --by dimension (carrier, sms_type or campaign), "
-                f"got {', '.join(by)}"
-            )
-        table = kind.compute(frame, every=args.every, by=by[0] if by else None, **filters)
-    elif args.kind == "hotspots":
-        table = kind.compute(frame, min_messages=args.min_messages, **filters)
-    else:
-        if by:
-            raise ConfigError(f"--by {','.join(by)} does not apply to the {args.kind} report")
-        table = kind.compute(frame, **filters)
+    table = spec.compute(frame, campaigns=args.campaigns, **options)
     if workbook is not None:
         render.write_workbook({args.kind: table}, workbook)
         print(f"{table.height:,} rows written to {workbook}")

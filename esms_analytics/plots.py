@@ -37,7 +37,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from esms_analytics.errors import ConfigError
-from esms_analytics.reports import wilson_bounds
+from esms_analytics.registry import REPORTS, report_spec
+from esms_analytics.reports import add_wilson_interval
 
 CARRIER_COLORS: Final[dict[str, str]] = {
     "viettel": "#d62728",
@@ -194,16 +195,19 @@ def _legend_below(figure: Figure, handles: Sequence[Any]) -> None:
 def _with_interval(rows: pl.DataFrame) -> pl.DataFrame:
     if "delivery_rate_low" in rows.columns:
         return rows
-    low, high = wilson_bounds()
-    return rows.with_columns(delivery_rate_low=low, delivery_rate_high=high)
+    return add_wilson_interval(rows)
 
 
-def _pick(rows: pl.DataFrame, top: int) -> tuple[pl.DataFrame, str]:
+def _pick(
+    rows: pl.DataFrame, top: int, keys: Sequence[str] | None = None
+) -> tuple[pl.DataFrame, str]:
     """Keep the worst half and the largest rest when not every row fits; say so."""
     if rows.height <= top:
         return rows, ""
     worst = rows.sort("delivery_rate").head(top - top // 2)
-    largest = rows.join(worst, on=rows.columns[0], how="anti").sort("messages", descending=True)
+    largest = rows.join(
+        worst, on=list(keys or rows.columns[:1]), how="anti", nulls_equal=True
+    ).sort("messages", descending=True)
     chosen = pl.concat([worst, largest.head(top // 2)])
     note = f"the {worst.height} worst and the {top // 2} largest by messages"
     return chosen, note
@@ -215,16 +219,19 @@ def _pick(rows: pl.DataFrame, top: int) -> tuple[pl.DataFrame, str]:
 def plot_delivery_by_campaign(
     report: pl.DataFrame, *, top: int = 20, min_messages: int = MIN_MESSAGES, subtitle: str = ""
 ) -> Figure:
-    """Delivery rate per campaign as dots on their 95% intervals, worst at the top.
+    """Delivery rate per group as dots on their 95% intervals, worst at the top.
 
-    The dashed line is the rate over every campaign shown in the table. Hollow
-    dots are provisional campaigns; red ones lie entirely below the overall rate.
+    Takes :func:`~esms_analytics.reports.delivery` by any dimensions (by
+    campaign, as ``delivery_by_campaign`` gives it, unless told otherwise). The
+    dashed line is the rate over every group shown in the table. Hollow dots
+    are provisional groups; red ones lie entirely below the overall rate.
     """
-    title = "Delivery rate by campaign"
+    dimensions = REPORTS["delivery"].dimensions(report.columns)
+    title = f"Delivery rate by {' × '.join(dimensions)}"
     rated = report.filter(pl.col("delivery_rate").is_not_null())
     small = rated.filter((pl.col("delivered") + pl.col("failed")) < min_messages)
     ranked = rated.filter((pl.col("delivered") + pl.col("failed")) >= min_messages)
-    chosen, how = _pick(ranked, top)
+    chosen, how = _pick(ranked, top, dimensions)
     rows = chosen.sort(["delivery_rate", "messages"], descending=[False, True])
     figure = _figure(rows.height)
     if rows.height == 0:
@@ -236,7 +243,10 @@ def plot_delivery_by_campaign(
     ]
     colors = [BELOW_COLOR if flag else RATE_COLOR for flag in below]
     _dots(axes, rows, colors, hollow=rows["provisional"].to_list())
-    labels = [f"{_short(name)}  ({n:,})" for name, n in rows.select("campaign", "messages").rows()]
+    labels = [
+        f"{_short(' · '.join('—' if v is None else str(v) for v in row[:-1]))}  ({row[-1]:,})"
+        for row in rows.select(*dimensions, "messages").rows()
+    ]
     axes.set_yticks(np.arange(rows.height)[::-1], labels, fontsize=8.5, fontfamily=FONT_FAMILY)
     _fitted(axes, [*rows["delivery_rate_low"], *rows["delivery_rate_high"], overall])
     axes.set_xlabel("delivered / (delivered + failed);  (messages) after each name")
@@ -275,8 +285,7 @@ def _coverage_notes(
 
 def plot_cost_breakdown(report: pl.DataFrame, *, top: int = 15, subtitle: str = "") -> Figure:
     """Spend per group, split into delivered, failed and not-yet-final messages, in VND."""
-    measures = set(_COST_COLUMNS)
-    dimensions = [name for name in report.columns if name not in measures]
+    dimensions = REPORTS["cost"].dimensions(report.columns)
     groups = report.filter(pl.col(dimensions[0]).cast(pl.String) != "(total)")
     rows = groups.head(top)
     figure = _figure(rows.height)
@@ -312,18 +321,6 @@ def plot_cost_breakdown(report: pl.DataFrame, *, top: int = 15, subtitle: str = 
     _heading(figure, axes, title, subtitle, notes)
     _legend_below(figure, axes.get_legend_handles_labels()[0])
     return figure
-
-
-_COST_COLUMNS: Final = (
-    "messages",
-    "delivered",
-    "segments",
-    "cost_vnd",
-    "cost_delivered_vnd",
-    "cost_failed_vnd",
-    "cost_per_delivered_vnd",
-    "share",
-)
 
 
 def _vnd(value: float, _position: object = None) -> str:
@@ -378,7 +375,7 @@ def plot_delivery_trend(
     ``covered`` is the first and last complete day of the selection: periods it
     does not fill (a week cut by the selection, today) are faded and named.
     """
-    groups = [name for name in report.columns if name not in ("period", *_TREND_MEASURES)]
+    groups = [name for name in REPORTS["trend"].dimensions(report.columns) if name != "period"]
     title = "Delivery trend" + (f" by {groups[0]}" if groups else "")
     if report.height == 0:
         return _empty(Figure(figsize=(10, 4.5), layout="constrained"), title, subtitle)
@@ -407,16 +404,6 @@ def plot_delivery_trend(
     _heading(figure, axes, title, subtitle, [note])
     figure.autofmt_xdate()
     return figure
-
-
-_TREND_MEASURES: Final = (
-    "messages",
-    "delivered",
-    "failed",
-    "pending",
-    "delivery_rate",
-    "cost_vnd",
-)
 
 
 def _rate_line(axes: Axes, rows: pl.DataFrame, partial: Sequence[bool], color: str) -> None:
@@ -584,6 +571,13 @@ def figure_png(figure: Figure, *, dpi: int = 110) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def plot_report(kind: str, report: pl.DataFrame, **options: Any) -> Figure:
+    """Plot ``report`` with the plot the registry names for the report ``kind``."""
+    plot = globals()[report_spec(kind).plot]
+    figure: Figure = plot(report, **options)
+    return figure
 
 
 def plot_format(path: Path) -> str:

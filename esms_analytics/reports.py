@@ -68,6 +68,8 @@ NO_CAMPAIGN: Final = "(no campaign)"
 TOTAL_LABEL: Final = "(total)"
 Z_95: Final = 1.959963984540054
 
+#: The Polars frames the bundle, the plots and the terminal tables work on.
+AnyFrame: TypeAlias = pl.LazyFrame | pl.DataFrame
 #: What a report takes: a frame of any supported engine, or a lake's path or URL.
 ReportInput: TypeAlias = "nw.typing.IntoFrame | str | os.PathLike[str]"
 #: What a report returns: a frame of the kind it was given (see the module docstring).
@@ -166,6 +168,13 @@ HOTSPOT_SCHEMA_NW: Final = nw.Schema(
         "campaign_delivery_rate": nw.Float64(),
         "cost_failed_vnd": nw.Float64(),
     }
+)
+# The measures of the two reports whose dimensions are fixed (for the registry).
+CARRIER_MEASURES: Final = nw.Schema(
+    {n: t for n, t in CARRIER_SCHEMA_NW.items() if n not in ("carrier", "sms_type")}
+)
+HOTSPOT_MEASURES: Final = nw.Schema(
+    {n: t for n, t in HOTSPOT_SCHEMA_NW.items() if n not in ("campaign", "carrier")}
 )
 # The same schemas in Polars' spelling, for Polars users and tests.
 DELIVERY_SCHEMA: Final = pl.Schema({"campaign": pl.String(), **DELIVERY_MEASURES.to_polars()})
@@ -431,6 +440,19 @@ def with_wilson_interval(frame: nw.LazyFrame[Any], z: float = Z_95) -> nw.LazyFr
         )
         .drop("_n", "_center", "_half")
     )
+
+
+def add_wilson_interval(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return a Polars frame of ``delivered`` and ``failed`` counts with its rate and interval.
+
+    For the plots and the page's headline figures: the reports' own formula.
+
+    >>> add_wilson_interval(pl.DataFrame({"delivered": [9], "failed": [1]})).select(
+    ...     pl.col("delivery_rate_low", "delivery_rate_high").round(4)).rows()
+    [(0.5958, 0.9821)]
+    """
+    result: pl.DataFrame = with_wilson_interval(nw.from_native(frame.lazy())).collect().to_native()
+    return result
 
 
 def _per_delivered(cost: str) -> nw.Expr:

@@ -197,8 +197,9 @@ def test_lake_info(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
             ["sync", "--lake", "x", "--from", "2026-11-01", "--to", "2026-11-02", "--workers", "0"],
             "'0' is not a whole number from 1",
         ),
-        (["report", "cost", "--lake", "LAKE", "--by", "planet"], "cannot break costs down"),
-        (["report", "delivery", "--lake", "LAKE", "--by", "carrier"], "does not apply"),
+        (["report", "cost", "--lake", "LAKE", "--by", "planet"], "by has 'planet'"),
+        (["report", "carriers", "--lake", "LAKE", "--by", "carrier"], "does not apply"),
+        (["report", "cost", "--lake", "LAKE", "--top", "3"], "--top does not apply to the cost"),
         (["report", "weather", "--lake", "LAKE"], "invalid choice"),
         (
             ["fetch", "--from", "2026-11-01", "--to", "2026-11-01", "--output", "x.xlsx"],
