@@ -6,6 +6,7 @@ import re
 import shlex
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,11 +36,14 @@ def test_the_readme_starts_with_the_two_commands() -> None:
         assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
 
 
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")  # the README's Spark lines get the run's one session
 def test_every_code_block_of_the_readme_runs(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     s3_server: S3Server,
+    spark: object,
 ) -> None:
     """Python blocks run in one namespace, shell blocks through the CLI, all in a scratch
     directory against the simulator. `make` lines are checked as Makefile targets (the demo
@@ -78,6 +82,14 @@ def test_every_code_block_of_the_readme_runs(
     out = capsys.readouterr().out
     assert "phone_e164" in out
     assert "delivered_share" in out
+    # The same report on three engines: Polars, DuckDB and Spark each gave every row.
+    assert "only showing top 3 rows" in out  # Spark's show()
+    report: Any = namespace["delivery"]
+    by = ["carrier", "date"]
+    polars_rows = namespace["polars_report"].height  # type: ignore[attr-defined]
+    assert polars_rows > 3
+    assert report(namespace["lake_sms"], by=by).pl().height == polars_rows
+    assert report(namespace["spark_sms"], by=by).count() == polars_rows
 
 
 def test_the_demo_runs_and_runs_again_incrementally(
