@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.spark  # the reports benchmark times Spark too, in a subprocess of its own:
+@pytest.mark.xdist_group("spark")  # beside the other Spark tests, never two JVMs at once
 def test_every_benchmark_runs_on_tiny_data(tmp_path: Path) -> None:
     output = tmp_path / "BENCHMARKS.md"
     result = subprocess.run(
