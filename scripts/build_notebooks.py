@@ -290,7 +290,8 @@ CELLS: dict[str, list[tuple[str, str]]] = {
             "lake_sms = duckdb.sql(f\"SELECT * FROM read_parquet('{lake_path}/sms/**/*.parquet', "
             'hive_partitioning = true)")\n'
             'duckdb_report = esms.delivery(lake_sms, by=["carrier", "date"])  # a DuckDB relation\n'
-            "duckdb_report.pl().equals(polars_report)  # the same rows, in the same order",
+            'instants = ["first_sent", "last_sent"]  # each engine shows them in its own time zone\n'
+            "duckdb_report.pl().drop(instants).equals(polars_report.drop(instants))  # same rows, order",
         ),
         (
             "md",
