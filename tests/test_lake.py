@@ -394,7 +394,7 @@ def test_bad_credentials_change_nothing(sim: Simulator, lake: Lake) -> None:
     ("start", "end", "types", "message"),
     [
         (TODAY, START, None, "swap"),
-        (START, TODAY, [3], "SmsType 3"),
+        (START, TODAY, [3], "3, which is not an eSMS message type"),
         (START, TODAY + timedelta(days=1), None, "future"),
         ("2026-13-01", TODAY, None, "YYYY-MM-DD"),
     ],
