@@ -564,8 +564,22 @@ def reading_lake(lake: str) -> Iterator[None]:
     """
     try:
         yield
-    except pl.exceptions.PolarsError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:
+        # The reports run through Narwhals, which rewraps Polars' errors: read the cause too.
+        polars_error: BaseException | None = next(
+            (
+                error
+                for error in (exc, exc.__cause__, exc.__context__)
+                if isinstance(error, pl.exceptions.PolarsError)
+            ),
+            None,
+        )
+        if polars_error is None and type(exc).__module__.startswith("narwhals"):
+            polars_error = exc  # Narwhals' ComputeError carries Polars' message
+        if polars_error is None:
+            raise
+        text = str(polars_error).strip()
+        first_line = text.splitlines()[0] if text else type(polars_error).__name__
         raise LakeError(
             f"a file of the lake {lake} cannot be read ({first_line[:300]}); run "
             f"`esms-analytics lake check --lake {lake}` to name every damaged file, then "
