@@ -96,16 +96,27 @@ def date_bounds(start: DateLike | None, end: DateLike | None) -> tuple[date | No
     return first, last
 
 
+def check_range(start: date, end: date) -> None:
+    """Refuse a range of days whose end comes before its start (``--from``/``--to``).
+
+    >>> check_range(date(2024, 2, 1), date(2024, 1, 30))
+    Traceback (most recent call last):
+    ...
+    esms_analytics.errors.ConfigError: the range ends (2024-01-30) before it starts (2024-02-01); swap --from and --to
+    """
+    if end < start:
+        raise ConfigError(
+            f"the range ends ({end}) before it starts ({start}); swap --from and --to"
+        )
+
+
 def day_range(start: date, end: date) -> list[date]:
     """Every day from ``start`` to ``end`` inclusive; a clear error if reversed.
 
     >>> [day.day for day in day_range(date(2024, 1, 30), date(2024, 2, 1))]
     [30, 31, 1]
     """
-    if end < start:
-        raise ConfigError(
-            f"the range ends ({end}) before it starts ({start}); swap --from and --to"
-        )
+    check_range(start, end)
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 

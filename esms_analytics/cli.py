@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 # Only light modules at the top: --help and argument errors answer before Polars loads.
 from esms_analytics import __version__
-from esms_analytics.arguments import sms_type_list, to_date
+from esms_analytics.arguments import check_range, sms_type_list, to_date
 from esms_analytics.codes import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, SMS_TYPES
 from esms_analytics.errors import (
     AnswerError,
@@ -914,10 +914,8 @@ def _report(args: argparse.Namespace) -> int:
     from esms_analytics.lake import read_lake
     from esms_analytics.render import write_table
 
-    if args.start is not None and args.end is not None and args.end < args.start:
-        raise ConfigError(
-            f"the range ends ({args.end}) before it starts ({args.start}); swap --from and --to"
-        )
+    if args.start is not None and args.end is not None:
+        check_range(args.start, args.end)
     selection = Selection(
         args.start,
         args.end,

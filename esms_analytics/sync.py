@@ -39,7 +39,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
-from esms_analytics.arguments import sms_type_list, to_date
+from esms_analytics.arguments import check_range, sms_type_list, to_date
 from esms_analytics.client import EsmsClient, Window
 from esms_analytics.codes import VN_TZ
 from esms_analytics.errors import (
@@ -273,10 +273,7 @@ def _check_arguments(
             f"--from {first} is before {EARLIEST_DAY}: eSMS times count from 1970, so no "
             "message is older"
         )
-    if last < first:
-        raise ConfigError(
-            f"the range ends ({last}) before it starts ({first}); swap --from and --to"
-        )
+    check_range(first, last)
     types = sms_type_list(sms_types)
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
