@@ -901,7 +901,7 @@ def _reading_the_lake(
     def run(args: argparse.Namespace) -> int:
         from esms_analytics.lake import reading_lake
 
-        with reading_lake(args.lake):
+        with reading_lake(args.lake, _storage_options(args)):
             return handler(args)
 
     return run

@@ -46,6 +46,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -82,6 +83,11 @@ _REBUILD_SETTLE_DAYS: Final = 3
 _FILE_COLUMNS: Final = [name for name in SCHEMA if name != "sms_type"]
 _META: Final = "esms_analytics."
 _T = TypeVar("_T")
+#: The files each read_lake called inside a reading_lake block listed: where to look
+#: for the damaged one when the scan fails, instead of reading every file before it.
+_SCANNED: ContextVar[list[tuple[LakeStore, list[PartitionFile]]] | None] = ContextVar(
+    "esms_analytics_scanned", default=None
+)
 
 
 def partition_key(sms_type: int, day: date) -> str:
@@ -462,35 +468,59 @@ def read_footer(store: LakeStore, file: PartitionFile) -> Footer:
 
 def corrupt(store: LakeStore, file: PartitionFile, problem: str) -> CorruptPartitionError:
     """Build the error for a data file that cannot be read."""
+    # Readers' messages span lines and quote the bytes they choked on: keep one line.
+    printable = "".join(character if character.isprintable() else " " for character in problem)
     return CorruptPartitionError(
         lake=store.location,
         partition=store.uri(file.key),
         sms_type=file.sms_type,
         day=file.date.isoformat(),
-        problem=problem,
+        problem=" ".join(printable.split())[:300],
     )
 
 
-def check_file(store: LakeStore, file: PartitionFile, *, thorough: bool = True) -> int:
-    """Check a partition file; its row count, or :class:`CorruptPartitionError`.
+def check_file(store: LakeStore, file: PartitionFile, *, pages: bool = False) -> int:
+    """Check a data file as a scan reads it; its row count, or :class:`CorruptPartitionError`.
 
-    ``thorough`` parses the footer (what ``lake info`` does). Otherwise only the
-    ``PAR1`` marks at both ends are read, which catches the usual damage (a file
-    cut short by a full disk or a partial copy) at a fraction of the cost, and
-    the row count is not known (-1).
+    The footer must parse and name the lake's columns (what ``lake info`` reads);
+    with ``pages``, every row group must decode too (damage that leaves the
+    footer whole shows only there).
     """
-    if thorough:
-        return read_footer(store, file).rows
-    try:
-        if file.size < 8:
-            raise OSError(f"the file has only {file.size} bytes")
-        head = store.read_range(file.key, 0, 4)
-        tail = store.read_range(file.key, file.size - 4, file.size)
-        if head != b"PAR1" or tail != b"PAR1":
-            raise OSError("the file does not start and end with the Parquet mark PAR1")
-    except OSError as exc:
-        raise corrupt(store, file, str(exc)) from exc
-    return -1
+    footer = read_footer(store, file)
+    if not footer.schema_ok:
+        columns = ", ".join(footer.metadata.schema.names)
+        raise corrupt(store, file, f"its columns are not the lake's: {columns}")
+    if pages:
+        try:
+            with store.open_read(file.key) as handle:
+                parquet = pq.ParquetFile(handle)
+                for group in range(parquet.num_row_groups):
+                    parquet.read_row_group(group)
+        except (OSError, pa.ArrowException) as exc:
+            raise corrupt(store, file, f"a page cannot be read: {exc}") from exc
+    return footer.rows
+
+
+def find_damaged(store: LakeStore, files: Sequence[PartitionFile]) -> CorruptPartitionError | None:
+    """Return the error naming the first of ``files`` a scan cannot read, or None.
+
+    Footers first (a file cut short, not Parquet, other columns: a request or
+    two each), then every page; only after a scan failed, never before one.
+    """
+
+    def problem(file: PartitionFile, pages: bool) -> CorruptPartitionError | None:
+        try:
+            check_file(store, file, pages=pages)
+        except CorruptPartitionError as exc:
+            return exc
+        return None
+
+    for pages in (False, True):
+        found = map_files(store, functools.partial(problem, pages=pages), files)
+        damaged = next((error for error in found if error is not None), None)
+        if damaged is not None:
+            return damaged
+    return None
 
 
 # -- reading ------------------------------------------------------------------
@@ -514,9 +544,9 @@ def read_lake(
     read; every other filter and the column selection are pushed down to the
     Parquet scan (Polars reads object stores directly). Only each partition's
     ``part-0.parquet`` is read; other objects found are logged as not read.
-    Every file's Parquet marks are checked first, so a file cut short is named
-    at once; damage the marks do not show (garbage pages, wrong columns) fails
-    the scan itself: ``check_lake`` names the file.
+    Nothing is read before the scan (a listing, no request per file): a
+    damaged file fails the scan itself, and a scan collected inside
+    :func:`reading_lake` then raises :class:`CorruptPartitionError` naming it.
 
     Examples
     --------
@@ -544,7 +574,9 @@ def read_lake(
             len(found.foreign),
             found.foreign[0],
         )
-    map_files(store, lambda file: check_file(store, file, thorough=False), found.files)
+    scanned = _SCANNED.get()
+    if scanned is not None:
+        scanned.append((store, found.files))
     if not found.files:
         return pl.LazyFrame(schema=LAKE_SCHEMA)
     scan = pl.scan_parquet(
@@ -557,32 +589,66 @@ def read_lake(
 
 
 @contextlib.contextmanager
-def reading_lake(lake: str) -> Iterator[None]:
+def reading_lake(
+    lake: LakeLocation, storage_options: Mapping[str, str] | None = None
+) -> Iterator[None]:
     """Turn a scan that fails on a damaged file inside the block into a :class:`LakeError`.
 
-    Polars names the file it could not read; the error adds what to do.
+    Polars says what was wrong, not in which file: only then are the files the
+    block's :func:`read_lake` calls listed (or, for a frame made before the
+    block, the whole lake's) checked, footers first, and the damaged one named
+    in a :class:`CorruptPartitionError` with the command that repairs it.
     """
+    scanned: list[tuple[LakeStore, list[PartitionFile]]] = []
+    token = _SCANNED.set(scanned)
     try:
         yield
     except Exception as exc:
-        # The reports run through Narwhals, which rewraps Polars' errors: read the cause too.
-        polars_error: BaseException | None = next(
-            (
-                error
-                for error in (exc, exc.__cause__, exc.__context__)
-                if isinstance(error, pl.exceptions.PolarsError)
-            ),
-            None,
-        )
-        if polars_error is None and type(exc).__module__.startswith("narwhals"):
-            polars_error = exc  # Narwhals' ComputeError carries Polars' message
+        polars_error = _polars_error(exc)
         if polars_error is None:
             raise
+        damaged = _locate_damage(lake, storage_options, scanned)
+        if damaged is not None:
+            # Chained to what the reader said of that file; Polars' error stays the context.
+            raise damaged from damaged.__cause__
         text = str(polars_error).strip()
         first_line = text.splitlines()[0] if text else type(polars_error).__name__
+        where = lake.location if isinstance(lake, LakeStore) else str(lake)
         raise LakeError(
-            f"a file of the lake {lake} cannot be read ({first_line[:300]}); run "
-            f"`esms-analytics lake check --lake {lake}` to name every damaged file, then "
+            f"a file of the lake {where} cannot be read ({first_line[:300]}); run "
+            f"`esms-analytics lake check --lake {where}` to name every damaged file, then "
             "`esms-analytics sync --refresh` of its day to repair it",
-            lake=lake,
+            lake=where,
         ) from exc
+    finally:
+        _SCANNED.reset(token)
+
+
+def _polars_error(exc: BaseException) -> BaseException | None:
+    """Return the Polars error ``exc`` is or wraps, or None for any other error."""
+    # The reports run through Narwhals, which rewraps Polars' errors: read the cause too.
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, pl.exceptions.PolarsError):
+            return error
+    if type(exc).__module__.startswith("narwhals"):
+        return exc  # Narwhals' ComputeError carries Polars' message
+    return None
+
+
+def _locate_damage(
+    lake: LakeLocation,
+    storage_options: Mapping[str, str] | None,
+    scanned: list[tuple[LakeStore, list[PartitionFile]]],
+) -> CorruptPartitionError | None:
+    """Find the damaged file after a failed scan; None if none is found (or the lake is gone)."""
+    try:
+        if not scanned:
+            store = open_lake(lake, create=False, storage_options=storage_options)
+            scanned = [(store, lake_inventory(store).files)]
+        for store, files in scanned:
+            damaged = find_damaged(store, files)
+            if damaged is not None:
+                return damaged
+    except LakeError:
+        return None  # the store itself fails now: the scan's own message says more
+    return None

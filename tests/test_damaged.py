@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from esms_analytics import LakeError, check_lake
+from esms_analytics import CorruptPartitionError, check_lake
 from esms_analytics.check import lake_info
 from esms_analytics.cli import main
 from esms_analytics.lake import read_lake, reading_lake
@@ -98,7 +98,8 @@ def test_a_damaged_lake(
 
     # Readers: the Python API and every report.
     if damage.read == "error":
-        with pytest.raises(LakeError, match=r"lake check|--refresh"):
+        # Nothing is read before the scan; when it fails, the damaged file is named.
+        with pytest.raises(CorruptPartitionError, match=rf"{VICTIM_KEY}.*--refresh"):
             frame(lake)
     else:
         expected = before if damage.read == "ok" else before.filter(pl.col("date") != VICTIM)
@@ -109,6 +110,7 @@ def test_a_damaged_lake(
         if code:
             assert text.startswith("error: "), text
             assert text.count("\n") == 1, text
+            assert f"{VICTIM_KEY} is unreadable" in text, text
 
     # Monitoring: lake info reads footers, lake check every page; both exit 5 when damaged.
     code, text = cli(capsys, lake, "lake", "info")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import polars as pl
+import pyarrow as pa
 import pytest
 
 from esms_analytics import (
@@ -21,7 +23,7 @@ from esms_analytics import (
     sync,
 )
 from esms_analytics.errors import LakeLockedError
-from esms_analytics.lake import lake_lock
+from esms_analytics.lake import lake_lock, reading_lake
 from esms_analytics.simulator import Simulator
 
 from .conftest import NOW
@@ -78,8 +80,9 @@ def test_lake_errors_carry_the_lake_and_chain_their_cause(sim: Simulator, tmp_pa
         sync(lake, day, day, sms_types=[2], client=client, progress=False, now=NOW)
     part = lake / "sms" / "sms_type=2" / f"date={day}" / "part-0.parquet"
     part.write_bytes(b"garbage")
-    with pytest.raises(CorruptPartitionError) as caught:
-        read_lake(lake)
+    scan = read_lake(lake)  # reads nothing yet: the scan is what meets the damage
+    with pytest.raises(CorruptPartitionError) as caught, reading_lake(lake):
+        scan.collect()
     error = caught.value
     assert (error.lake, error.partition, error.sms_type, error.day) == (
         str(lake),
@@ -87,7 +90,8 @@ def test_lake_errors_carry_the_lake_and_chain_their_cause(sim: Simulator, tmp_pa
         2,
         str(day),
     )
-    assert isinstance(error.__cause__, OSError)
+    assert isinstance(error.__cause__, OSError | pa.ArrowException)  # what the reader said
+    assert isinstance(error.__context__, pl.exceptions.PolarsError)  # what the scan said
 
     elsewhere = Path("/proc/esms-lake")
     with pytest.raises(LakeError) as uncreatable:

@@ -22,7 +22,7 @@ from polars.testing import assert_frame_equal
 from esms_analytics import AuthError, ConfigError, CorruptPartitionError, LakeError, fetch_days
 from esms_analytics.check import lake_info
 from esms_analytics.errors import LakeLockedError
-from esms_analytics.lake import LAKE_SCHEMA, lake_lock, read_lake, write_partition
+from esms_analytics.lake import LAKE_SCHEMA, lake_lock, read_lake, reading_lake, write_partition
 from esms_analytics.manifest import Manifest
 from esms_analytics.simulator import Faults, Simulator
 from esms_analytics.sync import sync
@@ -345,7 +345,10 @@ def test_a_corrupt_partition_is_named_and_repaired_by_refresh(sim: Simulator, la
     before = lake_frame(lake)
     victim = f"sms/sms_type=2/date={START}/part-0.parquet"
     lake.write(victim, lake.read(victim)[:100])
-    with pytest.raises(CorruptPartitionError, match=rf"date={START}.*--lake {lake} .*--refresh"):
+    with (
+        pytest.raises(CorruptPartitionError, match=rf"date={START}.*--lake {lake} .*--refresh"),
+        reading_lake(lake.location, lake.options),
+    ):
         lake_frame(lake)
     info = lake_info(lake.location, storage_options=lake.options)
     assert info.windows.filter(pl.col("status") == "corrupt")["date"].to_list() == [START]
@@ -567,6 +570,28 @@ def test_reading_lists_only_the_types_and_days_asked_for(
             f"prefix=lake%2Fsms%2Fsms_type%3D{sms_type}%2F" in line and day in line
             for line in listings
         ), listings
+
+
+def test_reading_sends_no_request_per_file_beyond_the_scans_own(
+    sim: Simulator, s3_server: S3Server, s3_lake: Lake
+) -> None:
+    synced(sim, s3_lake)
+    keys = s3_lake.objects("sms/*")
+    rows = lake_frame(s3_lake).height
+    assert len(keys) > 10
+    with FaultProxy(s3_server.port) as proxy:
+        near = Lake.on_s3(s3_server, s3_lake.bucket, aws_endpoint_url=proxy.endpoint)
+        uris = [f"{near.location}/{key}" for key in keys]
+        plain = pl.scan_parquet(uris, hive_partitioning=True, storage_options=near.options)
+        assert plain.select(pl.len()).collect().item() == rows
+        scan_alone = list(proxy.requests)
+        proxy.requests.clear()
+        ours = read_lake(near.location, storage_options=near.options)
+        assert ours.select(pl.len()).collect().item() == rows
+        read = list(proxy.requests)
+    # Beyond the scan's own: the manifest's HEAD and a listing, whatever the number of
+    # files (before, each file's Parquet marks were read, two GETs, before each scan).
+    assert len(read) - len(scan_alone) <= 3, read
 
 
 def test_a_missing_bucket_or_refused_keys_stop_before_anything_is_fetched(
