@@ -11,11 +11,17 @@ The same rows are also written as one file per (type, month), each stored as
 the partition of the month's first day so that both engines read it unchanged
 (neither report reads ``date``): what a monthly compaction of settled days
 would gain, and what writing it costs.
+
+Run on its own (section 6 of BENCHMARKS.md, printed for splicing by hand)::
+
+    python -m benchmarks.bench_files
 """
 
 from __future__ import annotations
 
 import shutil
+import statistics
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -28,7 +34,7 @@ from benchmarks.bench_reports import RUNNER, day_frame
 from benchmarks.common import in_subprocess
 from esms_analytics.codes import SMS_TYPES, VN_TZ
 from esms_analytics.decode import SMS_TYPE_LABEL_DTYPE
-from esms_analytics.lake import partition_key, read_lake, write_partition
+from esms_analytics.lake import lake_inventory, partition_key, read_lake, write_partition
 
 FIRST_DAY = date(2024, 1, 1)
 SPANS = (90, 365, 1095)
@@ -94,6 +100,17 @@ def disk_bytes(lake: Path) -> int:
     return sum(file.stat().st_size for file in lake.rglob("*.parquet"))
 
 
+def listing_seconds(lake: Path, repeats: int) -> float:
+    """Median seconds of ``lake_inventory`` (what read_lake does before the scan), warm."""
+    lake_inventory(lake)
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        lake_inventory(lake)
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
 def run(
     scratch: Path, rows_per_file: int = 100, repeats: int = 3, spans: tuple[int, ...] = SPANS
 ) -> dict[str, Any]:
@@ -123,6 +140,7 @@ def run(
                 "files": files,
                 "rows": days * len(SMS_TYPES) * rows_per_file,
                 "disk_mb": disk_bytes(lake) / 1e6,
+                "listing_seconds": listing_seconds(lake, repeats),
                 "seconds": {
                     engine: {
                         report: sorted(runs)[len(runs) // 2]
@@ -140,3 +158,16 @@ def run(
         "compaction": compaction,
         "layouts": layouts,
     }
+
+
+def main() -> None:
+    """Run this benchmark alone at ``make bench`` sizes and print its section."""
+    from benchmarks.run import FULL, files_section
+
+    with tempfile.TemporaryDirectory() as scratch:
+        results = run(Path(scratch), FULL["file_rows"], max(3, FULL["repeats"]), FULL["file_spans"])
+    print("\n".join(files_section({**results, "alone": True})))
+
+
+if __name__ == "__main__":
+    main()
