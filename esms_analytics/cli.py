@@ -694,27 +694,6 @@ def _exit_code(exc: EsmsError) -> int:
     return EXIT_USAGE
 
 
-def _writable_file(path: Path, option: str) -> Path:
-    """Check, before any work, that ``path`` can be written as a file; return it."""
-    import tempfile
-
-    if path.is_dir():
-        raise ConfigError(f"{option} {path} is a folder; give a file name inside it")
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Only writing shows that writing works (permissions, read-only mounts, root).
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"{option} {path}: cannot write in {path.parent} ({exc.strerror}); choose another place"
-        ) from None
-    return path
-
-
 def _client(args: argparse.Namespace, **options: Any) -> EsmsClient:
     from esms_analytics.client import EsmsClient, RetryPolicy
 
@@ -828,12 +807,10 @@ def _say_how_to_resume(report: SyncReport, command_line: str) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from esms_analytics.render import check_output
     from esms_analytics.windows import fetch_days
 
-    suffix = args.output.suffix.lower()
-    if suffix not in (".parquet", ".csv", ".json"):
-        raise ConfigError(f"--output {args.output} must end in .parquet, .csv or .json")
-    _writable_file(args.output, "--output")
+    check_output(args.output, (".parquet", ".csv", ".json"), option="--output")
     _clamp_to_today(args)
     with _client(args) as client:
         frame = fetch_days(
@@ -981,7 +958,7 @@ def _checked_outputs(args: argparse.Namespace) -> Path | None:
         from esms_analytics.plots import plot_format
 
         plot_format(args.plot)
-        render.check_output(args.plot, (args.plot.suffix.lower(),))
+        render.check_output(args.plot, (args.plot.suffix.lower(),), option="--plot")
     if args.format != "xlsx":
         if args.output is not None:
             raise ConfigError(
@@ -991,7 +968,7 @@ def _checked_outputs(args: argparse.Namespace) -> Path | None:
     if args.output is None:
         raise ConfigError("--format xlsx writes a file: give --output FILE.xlsx")
     workbook: Path = args.output
-    render.check_output(workbook, (".xlsx",))
+    render.check_output(workbook, (".xlsx",), option="--output")
     return workbook
 
 
@@ -1012,7 +989,7 @@ def _report_html(args: argparse.Namespace, selection: Any) -> int:
         )
     suffix = ".xlsx" if args.format == "xlsx" else ".html"
     output = args.output or _default_report_path(args.lake).with_suffix(suffix)
-    render.check_output(output, (suffix,))
+    render.check_output(output, (suffix,), option="--output" if args.output else "")
     # No dates here: the page compares the selection with the period before it.
     frame = read_lake(args.lake, sms_types=args.sms_types, storage_options=_storage_options(args))
     if args.format == "xlsx":

@@ -590,23 +590,41 @@ def _section_html(section: Section) -> str:
     return "\n".join(parts)
 
 
-def check_output(path: Path, suffixes: Sequence[str]) -> None:
-    """Check that ``path`` names a file this writer may create, before any work is done.
+def check_output(path: Path, suffixes: Sequence[str], *, option: str = "") -> Path:
+    """Check, before any work, that ``path`` can be written as a file; return it.
 
-    Raises :class:`ConfigError` for a wrong extension, a directory, or a parent that is
-    a file; creates missing parent folders.
+    ``suffixes`` are the endings the writer knows; ``option`` (``--output``...)
+    names where the path came from in the messages. Missing parent folders are
+    created, then a temporary file is written in the folder and removed: only
+    writing shows that writing works (permissions, read-only mounts).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the path, what is wrong with it and what to do: a wrong
+        ending, a folder at the path, a file where a folder goes, a folder that
+        cannot be written in.
     """
-    wanted = " or ".join(suffixes)
+    import tempfile
+
+    name = f"{option} {path}".strip()
+    endings = " or ".join(filter(None, (", ".join(suffixes[:-1]), suffixes[-1])))
     if path.suffix.lower() not in suffixes:
-        raise ConfigError(f"{path} must end in {wanted}; give the file name to write")
+        raise ConfigError(f"{name} must end in {endings}; give the name of the file to write")
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder; give a file name ending in {wanted}")
+        raise ConfigError(f"{name} is a folder; give the name of a file in it ending in {endings}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"{name}: {parent} is a file, not a folder; choose another place")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
     except OSError as exc:
         raise ConfigError(
-            f"cannot create the folder of {path}: {exc.strerror}; choose another path"
+            f"{name}: cannot write in {path.parent} ({exc.strerror}); choose another place"
         ) from exc
+    return path
 
 
 def write_bytes_exactly(path: Path, data: bytes) -> None:

@@ -29,6 +29,7 @@ SYNC = ["sync", "--lake", "{tmp}/new", "--base-url", "{url}", "--quiet"]
 RANGE = ["--from", "2026-11-01", "--to", "2026-11-02"]
 FETCH = ["fetch", "--from", DAY, "--to", DAY, "--base-url", "{url}", "--quiet"]
 CSV = ["--output", "{tmp}/out.csv"]
+UNDER_A_FILE = "{file} is a file, not a folder; choose another place"
 
 #: (name, argv, exit code, what stderr must name). Environment changes ride in `ENV`.
 ROWS: list[tuple[str, list[str], int, str]] = [
@@ -60,11 +61,13 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ("sync wrong secret", [*SYNC, *RANGE], 3, "ESMS_SECRET_KEY"),
     ("sync locked lake", [*SYNC, *RANGE, "--lake", "{locked}"], 5, "{locked}"),
     ("sync unknown option", [*SYNC, *RANGE, "--frobnicate"], 2, "--frobnicate"),
-    ("fetch xlsx", [*FETCH, "--output", "x.xlsx"], 2, "x.xlsx"),
-    ("fetch under a file", [*FETCH, "--output", "{file}/a.csv"], 2, "{file}"),
-    ("fetch deep under a file", [*FETCH, "--output", "{file}/sub/a.csv"], 2, "{file}"),
-    ("fetch onto a folder", [*FETCH, "--output", "{folder}"], 2, "{folder}"),
-    ("fetch unwritable", [*FETCH, "--output", "/proc/x.csv"], 2, "/proc"),
+    # Every output file (fetch, report, plot, workbook, page) is checked by one function
+    # in the same words: the option and path, what is wrong, what to do.
+    ("fetch xlsx", [*FETCH, "--output", "x.xlsx"], 2, "--output x.xlsx must end in .parquet, .csv"),
+    ("fetch under a file", [*FETCH, "--output", "{file}/a.csv"], 2, UNDER_A_FILE),
+    ("fetch deep under a file", [*FETCH, "--output", "{file}/sub/a.csv"], 2, UNDER_A_FILE),
+    ("fetch onto a folder", [*FETCH, "--output", "{folder}"], 2, "--output {folder} is a folder;"),
+    ("fetch unwritable", [*FETCH, "--output", "/proc/x.csv"], 2, "cannot write in /proc ("),
     ("fetch disk full", [*FETCH, "--output", "{full}"], 5, "No space left"),
     ("fetch bad --from", [*FETCH, *CSV, "--from", "yesterday"], 2, "yesterday"),
     ("fetch type 0", [*FETCH, *CSV, "--sms-type", "0"], 2, "'0'"),
@@ -79,19 +82,25 @@ ROWS: list[tuple[str, list[str], int, str]] = [
         "report plot under a file",
         ["report", "delivery", "--lake", "{lake}", "--plot", "{file}/x.png"],
         2,
-        "{file}",
+        UNDER_A_FILE,
+    ),
+    (
+        "report workbook unwritable",
+        ["report", "cost", "--lake", "{lake}", "--format", "xlsx", "--output", "/proc/r.xlsx"],
+        2,
+        "--output /proc/r.xlsx: cannot write in /proc (",
     ),
     (
         "report html under a file",
         ["report", "html", "--lake", "{lake}", "--output", "{file}/r.html"],
         2,
-        "{file}",
+        UNDER_A_FILE,
     ),
     (
         "report html onto a folder",
         ["report", "html", "--lake", "{lake}", "--output", "{folder}"],
         2,
-        "{folder}",
+        "--output {folder} must end in .html",
     ),
     (
         "report cost by planet",
