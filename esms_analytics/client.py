@@ -378,11 +378,7 @@ class EsmsClient:
         self.stop = stop if stop is not None else threading.Event()
         self._sleep = sleep if sleep is not None else self._wait
         self.rate_limiter = RateLimiter(rate_limit, sleep=self._sleep)
-        self._session = requests.Session()
-        self._session.headers.update({"Accept": "application/json"})
-        # Enough pooled connections for a sync's window and page threads.
-        self._session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=32))
-        self._session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+        self._session = _session_for(self.url)
         self.requests_made = 0
         self._count_lock = threading.Lock()
         #: True once an answer came from the esms-analytics simulator, not eSMS.
@@ -716,6 +712,27 @@ class EsmsClient:
         while last.raw.height and last.number < min(last.pages_total, limit):
             last = fetch(last.number + 1)
             yield last
+
+
+def _session_for(url: str) -> requests.Session:
+    """Make a session for ``url`` that reads the environment once, not on every request.
+
+    ``requests`` looks up the proxy variables (``HTTPS_PROXY``, ``NO_PROXY``...),
+    the CA-bundle variables and ``~/.netrc`` again for each request, about a
+    tenth of a millisecond: as much CPU as the rest of preparing the request.
+    The proxies and CA bundle are taken here, once, as ``requests`` would take
+    them; ``~/.netrc`` is not read, since the service wants no HTTP credentials
+    (its keys travel in the body).
+    """
+    session = requests.Session()
+    session.headers.update({"Accept": "application/json"})
+    # Enough pooled connections for a sync's window and page threads.
+    session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+    environment = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies, session.verify = environment["proxies"], environment["verify"]
+    session.trust_env = False
+    return session
 
 
 def _in_order(

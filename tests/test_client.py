@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import threading
 from datetime import date, timedelta
 
@@ -12,7 +13,14 @@ import requests
 
 from esms_analytics import EsmsClient, RetryPolicy, Window, fetch_days
 from esms_analytics.client import RateLimiter
-from esms_analytics.errors import ApiError, AuthError, ConfigError, EsmsError, TransportError
+from esms_analytics.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    EsmsError,
+    ServiceUnreachableError,
+    TransportError,
+)
 from esms_analytics.simulator import Simulator
 
 from .conftest import NOW, SleepRecorder
@@ -387,3 +395,41 @@ def test_unusable_bodies_are_named(body: bytes, problem: str) -> None:
     from esms_analytics.wire import parse_envelope
 
     assert problem in str(parse_envelope(body))
+
+
+def test_the_environment_is_read_once_per_client_not_per_request(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests reads the proxy variables again for every request unless told otherwise.
+    lookups: list[str] = []
+    original = requests.sessions.get_environ_proxies
+
+    def counting(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        lookups.append(url)
+        return original(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    with sim.client() as client:
+        pages = list(client.iter_pages(Window.for_day(DAY), 2, page_size=10))
+    assert len(pages) > 3
+    assert lookups == [client.url]
+
+
+def test_a_proxy_named_in_the_environment_is_still_used(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, nowhere)
+    with (
+        sim.client(retry=RetryPolicy(max_attempts=1)) as client,
+        pytest.raises(ServiceUnreachableError),
+    ):
+        client.get_page(Window.for_day(DAY), 2)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with sim.client(retry=RetryPolicy(max_attempts=1)) as client:
+        assert client.get_page(Window.for_day(DAY), 2).count_total > 0

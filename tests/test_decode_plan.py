@@ -144,3 +144,14 @@ def test_decode_rows_and_decode_raw_agree_on_the_seed_rows() -> None:
     assert_frame_equal(
         decode_rows(SEED_ROWS), decode_raw(pl.from_dicts(SEED_ROWS, schema=RAW_SCHEMA))
     )
+
+
+def test_a_batch_of_pages_is_decoded_as_one_chunk() -> None:
+    # Each parsed page is a chunk of its own; decoded chunk by chunk, every expression pays
+    # its fixed cost once per page, and so does every step after the decode.
+    batch = pl.concat([page(4) for _ in range(5)], rechunk=False)
+    assert batch.n_chunks() == 5
+    decoded = decode_raw(batch)
+    assert decoded.height == 20
+    assert decoded.n_chunks() == 1
+    assert_frame_equal(decoded, decode_raw(batch.rechunk()))
