@@ -179,10 +179,10 @@ def run_memory(rows: int = 500_000) -> dict[str, Any]:
 
 
 CPU = """
-import json, math, sys, tempfile, time
+import importlib, json, math, sys, tempfile, time
 from datetime import datetime, timedelta
 from pathlib import Path
-import requests
+import orjson, requests
 from esms_analytics.client import EsmsClient, Window
 from esms_analytics.simulator.history import VIETNAM
 from esms_analytics.sync import sync
@@ -192,7 +192,7 @@ now = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
 first = now.date() - timedelta(days=days)
 day_list = [first + timedelta(days=n) for n in range(days)]
 pages = math.ceil(rows_per_day / 500)
-def plain_loop():
+def plain_loop(parse=None):
     # What any client must do at the least: one POST per page, the body read whole.
     received = 0
     with requests.Session() as session:
@@ -202,7 +202,13 @@ def plain_loop():
                         **Window.for_day(day).params(), "Page": page, "PageSize": 500}
                 response = session.post(base_url + "/GetSmsSentData_V2", json=body, timeout=60)
                 received += len(response.content)
+                if parse is not None:
+                    parse(response.content)
     return received
+def parsing_loop():
+    # The same, and each body parsed to Python objects: the least a client that looks
+    # at the rows must add.
+    return plain_loop(orjson.loads)
 def client():
     return EsmsClient("sim-api-key", "sim-secret-key", base_url=base_url, rate_limit=None,
                       timeout=60)
@@ -220,17 +226,55 @@ def cpu(action):
     wall, start = time.perf_counter(), time.process_time()
     result = action()
     return time.process_time() - start, time.perf_counter() - wall, result
-for action in (plain_loop, fetch_only, full_sync):
+ACTIONS = {"plain requests loop": plain_loop, "plain loop + orjson.loads": parsing_loop,
+           "fetch_window (client + decode)": fetch_only,
+           "sync (fetch + Parquet + manifest)": full_sync}
+for action in ACTIONS.values():
     action()  # warm-up: imports, connections, and the simulator renders each page once
-runs = {name: [] for name in ("plain requests loop", "fetch_window (client + decode)",
-                               "sync (fetch + Parquet + manifest)")}
+runs = {name: [] for name in ACTIONS}
 results = {}
 for _ in range(repeats):
-    for name, action in zip(runs, (plain_loop, fetch_only, full_sync)):
+    for name, action in ACTIONS.items():
         seconds, wall, result = cpu(action)
         runs[name].append([seconds, wall])
         results[name] = result
-print(json.dumps({"runs": runs, "bytes": results["plain requests loop"],
+# Then where a sync's CPU goes: the same sync, each step's CPU summed by a wrapper around
+# it (after the measured runs, which run unwrapped). A step another version no longer
+# has is left out; what no wrapper caught is reported as the rest.
+spent = {}
+def wrapped(step, function):
+    def measured(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[step] = spent.get(step, 0.0) + time.process_time() - start
+    return measured
+STEPS = (("HTTP exchange (client, less parsing)", "esms_analytics.client", "EsmsClient._attempt"),
+         ("parse bodies (pl.read_json)", "esms_analytics.client", "parse_envelope"),
+         ("dedupe and sort", "polars", "DataFrame.unique"),
+         ("dedupe and sort", "polars", "DataFrame.sort"),
+         ("decode", "esms_analytics.windows", "decode_raw"),
+         ("number copies, check rows", "esms_analytics.windows", "_number_copies"),
+         ("number copies, check rows", "esms_analytics.windows", "_check_rows"),
+         ("Parquet encode (write_table)", "esms_analytics.lake", "_write_parquet"),
+         ("Arrow conversion", "esms_analytics.lake", "_to_arrow"),
+         ("partition write, rest (checks, quarantine, fsync)", "esms_analytics.sync", "write_partition"),
+         ("manifest", "esms_analytics.manifest", "Manifest.record"),
+         ("manifest", "esms_analytics.manifest", "Manifest.compact"))
+for step, module_name, attribute in STEPS:
+    owner = importlib.import_module(module_name)
+    *outer, name = attribute.split(".")
+    for part in outer:
+        owner = getattr(owner, part)
+    if hasattr(owner, name):
+        setattr(owner, name, wrapped(step, getattr(owner, name)))
+split = []
+for _ in range(repeats):
+    spent.clear()
+    total, _, _ = cpu(full_sync)
+    split.append({**spent, "total": total})
+print(json.dumps({"runs": runs, "bytes": results["plain requests loop"], "split": split,
                   "rows": results["sync (fetch + Parquet + manifest)"], "pages": pages * days}))
 """
 
@@ -240,7 +284,9 @@ def run_cpu(days: int = 20, rows_per_day: int = 5000, repeats: int = 3) -> dict[
 
     The simulator serves from its own process and the client side runs in a
     fresh one, so ``time.process_time()`` there counts the client's CPU only
-    (every thread of it). Medians of ``repeats`` interleaved runs.
+    (every thread of it). Medians of ``repeats`` interleaved runs. Beside them,
+    the same loop parsing each body with ``orjson``, and ``split``: where a
+    sync's CPU goes, step by step (:func:`_split`).
     """
     with simulator_process(rows_per_day, 0.0) as base_url:
         measured = in_subprocess(CPU, base_url, str(days), str(rows_per_day), str(repeats))
@@ -254,6 +300,7 @@ def run_cpu(days: int = 20, rows_per_day: int = 5000, repeats: int = 3) -> dict[
     }
     plain = medians["plain requests loop"]["cpu_s"]
     return {
+        "split": _split(measured["split"], per_100k),
         "days": days,
         "rows_per_day": rows_per_day,
         "rows": measured["rows"],
@@ -263,7 +310,34 @@ def run_cpu(days: int = 20, rows_per_day: int = 5000, repeats: int = 3) -> dict[
         "per_100k": medians,
         "sync_ratio": medians["sync (fetch + Parquet + manifest)"]["cpu_s"] / plain,
         "fetch_ratio": medians["fetch_window (client + decode)"]["cpu_s"] / plain,
+        "parsing_ratio": medians["sync (fetch + Parquet + manifest)"]["cpu_s"]
+        / medians["plain loop + orjson.loads"]["cpu_s"],
     }
+
+
+def _split(runs: list[dict[str, float]], per_100k: float) -> dict[str, float]:
+    """A sync's CPU per step, per 100,000 rows, from the run of median total.
+
+    A step wrapped inside another (the Parquet encode inside the partition
+    write) is taken out of the outer one, so the steps add up to the total.
+    """
+    run = sorted(runs, key=lambda each: each["total"])[len(runs) // 2]
+    steps = {name: seconds for name, seconds in run.items() if name != "total"}
+    for outer, inner in _NESTED_STEPS.items():
+        if outer in steps:
+            steps[outer] -= sum(steps.get(name, 0.0) for name in inner)
+    steps["the rest (pager, window and sync bookkeeping)"] = run["total"] - sum(steps.values())
+    return {name: seconds * per_100k for name, seconds in steps.items()}
+
+
+#: Steps of the split that run inside another: (outer, its inner steps).
+_NESTED_STEPS = {
+    "HTTP exchange (client, less parsing)": ("parse bodies (pl.read_json)",),
+    "partition write, rest (checks, quarantine, fsync)": (
+        "Parquet encode (write_table)",
+        "Arrow conversion",
+    ),
+}
 
 
 FIRST_SYNC = """
