@@ -1,4 +1,4 @@
-"""Sync under latency, peak memory while syncing one large day, and a sync's CPU.
+"""Sync under latency, and a sync's CPU (peak memory: :mod:`benchmarks.bench_memory`).
 
 The simulator runs in its own process (as the real service would), with
 ``latency`` seconds added to every request; the client syncs in this process.
@@ -137,45 +137,6 @@ def run_latency(
         "json_bytes": json_bytes,
         "lake_bytes": one_sync.lake_bytes,
     }  # type: ignore[attr-defined]
-
-
-MEMORY = """
-import json, sys, tempfile
-from datetime import datetime, timedelta
-from pathlib import Path
-import requests
-from esms_analytics.client import EsmsClient
-from esms_analytics.simulator.history import VIETNAM
-from esms_analytics.sync import sync
-base_url = sys.argv[1]
-now = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
-before = float(next(line.split()[1] for line in open("/proc/self/status")
-                 if line.startswith("VmHWM"))) / 1024
-received = [0, 0]
-with tempfile.TemporaryDirectory() as scratch, EsmsClient(
-        "sim-api-key", "sim-secret-key", base_url=base_url, rate_limit=None, timeout=120) as client:
-    original = client._read_body
-    def counting_read(*args, **kwargs):
-        body = original(*args, **kwargs)
-        if isinstance(body, bytes):
-            received[0] += len(body)
-            received[1] = max(received[1], len(body))
-        return body
-    client._read_body = counting_read
-    report = sync(Path(scratch) / "lake", now.date() - timedelta(days=1),
-                  now.date() - timedelta(days=1), sms_types=[2], client=client,
-                  workers=1, progress=False, now=now)
-    assert report.complete, report.summary()
-peak = float(next(line.split()[1] for line in open("/proc/self/status")
-                 if line.startswith("VmHWM"))) / 1024
-print(json.dumps({"rows": report.rows, "json_bytes": received[0], "largest_page": received[1],
-                  "rss_before_mb": before, "peak_rss_mb": peak}))
-"""
-
-
-def run_memory(rows: int = 500_000) -> dict[str, Any]:
-    with simulator_process(rows, 0.0) as base_url:
-        return in_subprocess(MEMORY, base_url)
 
 
 CPU = """

@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_decode, bench_files, bench_reports, bench_store, bench_sync
+from benchmarks import (
+    bench_decode,
+    bench_files,
+    bench_memory,
+    bench_reports,
+    bench_store,
+    bench_sync,
+)
 from benchmarks.common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +29,7 @@ FULL = {
     "sync_days": 30,
     "sync_rows": 5000,
     "latency": 0.1,
-    "memory_rows": 500_000,
+    "memory_sizes": (100_000, 1_000_000),
     "report_rows": 20_000_000,
     "repeats": 5,
     "store_days": 30,
@@ -41,7 +48,7 @@ QUICK = {
     "sync_days": 2,
     "sync_rows": 600,
     "latency": 0.01,
-    "memory_rows": 2_000,
+    "memory_sizes": (1_000, 3_000),
     "report_rows": 20_000,
     "repeats": 1,
     "store_days": 2,
@@ -124,13 +131,7 @@ def write_report(
         f"{at_most['ratio']:.2f}x, {verdict(at_most['ratio'] <= 1.2)}.",
         "",
         *sync_cpu_section(results["cpu"]),
-        f"Peak memory syncing one {memory['rows']:,}-row day (one worker, a fresh process): "
-        f"{memory['peak_rss_mb']:.0f} MB peak RSS, {memory['rss_before_mb']:.0f} MB of it "
-        f"before the sync began (interpreter, Polars, pyarrow). The day's JSON was "
-        f"{memory['json_bytes'] / 1e6:.0f} MB over the wire, its largest page "
-        f"{memory['largest_page'] / 1e3:.0f} kB: pages are parsed as they arrive and decoded "
-        f"in batches, so the day's JSON is never held at once.",
-        "",
+        *bench_memory.memory_section(memory),
         "## 3. Reports over a large lake",
         "",
         f"{reports['sizes']['rows']:,} rows written with the project's own lake code: "
@@ -407,7 +408,7 @@ def main() -> None:
         days=sizes["cpu_days"], rows_per_day=sizes["cpu_rows"], repeats=max(3, sizes["repeats"])
     )
     print("sync done", flush=True)
-    results["memory"] = bench_sync.run_memory(sizes["memory_rows"])
+    results["memory"] = bench_memory.run_memory(sizes["memory_sizes"])
     print("memory done", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         results["reports"] = bench_reports.run(

@@ -42,8 +42,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import itertools
 import json
 import logging
+import math
+import os
+import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -162,10 +167,166 @@ def write_partition(
     goes) is first moved to ``_quarantine/``, so the partition holds exactly
     the file written. ``count_total``, ``requests`` and ``settled`` go into the
     file's metadata with ``fetched_at`` (what the manifest is rebuilt from).
+    A window too large to hold goes through :class:`PartitionWriter` instead.
 
     Returns the key of the file written, or None for an empty window (whose old
     file, if any, is removed).
     """
+    _check_rows(frame, sms_type)
+    store = open_store(lake)
+    facts = _facts(sms_type, day, fetched_at, frame.height if count_total is None else count_total)
+    return _replace(
+        store,
+        sms_type,
+        day,
+        [frame.select(_FILE_COLUMNS)] if frame.height else [],
+        {**facts, "requests": str(requests), "settled": _settled(day, fetched_at, settled)},
+    )
+
+
+class PartitionWriter:
+    """Stream one window's rows into its partition file; nothing is visible before commit.
+
+    :meth:`write` sorts each batch by ``order`` and appends it to a hidden
+    spill file as its own row groups (a sorted run), so memory holds one batch,
+    never the window. :meth:`commit` merges the runs into the partition's file
+    through :meth:`LakeStore.writer` (a hidden temporary file renamed, or one
+    upload), holding :data:`SPILL_GROUP_ROWS` rows of each run: the file is the one
+    :func:`write_partition` writes from the whole window sorted by ``order``.
+    :meth:`discard` (or leaving the ``with`` block) removes the spill.
+
+    The spill lies in the lake's folder on disk (the volume chosen for the
+    data; ``clear_litter`` removes it if the process dies) and in the system's
+    temporary folder for an object store (``TMPDIR``).
+    """
+
+    def __init__(self, lake: LakeLocation, sms_type: int, day: date, *, order: Sequence[str]):
+        self.store = open_store(lake)
+        self.sms_type, self.day, self.order = sms_type, day, list(order)
+        #: Rows written so far.
+        self.rows = 0
+        self._path: Path | None = None
+        self._spill: pq.ParquetWriter | None = None
+        #: The row groups of each sorted run in the spill.
+        self._runs: list[range] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> PartitionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append ``frame`` (:data:`~esms_analytics.SCHEMA`) to the spill, as a sorted run."""
+        _check_rows(frame, self.sms_type)
+        if not frame.height:
+            return
+        table = _to_arrow(frame.select(_FILE_COLUMNS).sort(self.order, nulls_last=True))
+        with self._lock:
+            if self._spill is None:
+                self._path = _spill_path(self.store)
+                # Read back once, soon: fast compression over small files.
+                self._spill = pq.ParquetWriter(self._path, table.schema, compression="lz4")
+            first = sum(len(run) for run in self._runs)
+            self._runs.append(range(first, first + math.ceil(table.num_rows / SPILL_GROUP_ROWS)))
+            self._spill.write_table(table, row_group_size=SPILL_GROUP_ROWS)
+            self.rows += table.num_rows
+
+    def commit(
+        self, *, fetched_at: datetime, count_total: int, requests: int, settled: bool | None
+    ) -> str | None:
+        """Replace the partition with the rows written, as :func:`write_partition` does."""
+        with self._lock:
+            try:
+                if self._spill is not None:
+                    self._spill.close()
+                facts = _facts(self.sms_type, self.day, fetched_at, count_total)
+                facts |= {
+                    "requests": str(requests),
+                    "settled": _settled(self.day, fetched_at, settled),
+                }
+                rows = (
+                    _merged(self._path, self._runs, self.order)
+                    if self._path is not None
+                    else iter(())
+                )
+                return _replace(self.store, self.sms_type, self.day, rows, facts)
+            finally:
+                self._remove_spill()
+
+    def discard(self) -> None:
+        """Forget the rows written and remove the spill; safe to call again, from any thread."""
+        with self._lock:
+            self._remove_spill()
+
+    def _remove_spill(self) -> None:
+        spill, path = self._spill, self._path
+        self._spill = self._path = None
+        self._runs, self.rows = [], 0
+        try:
+            if spill is not None:
+                with contextlib.suppress(OSError):
+                    spill.close()
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+
+#: Rows of one row group of a spill: a merge holds about this many rows of each run.
+SPILL_GROUP_ROWS: Final = 1024
+_RUN: Final = "__run"
+_FRONTIER: Final = "__frontier"
+
+
+def _merged(path: Path, runs: Sequence[range], order: list[str]) -> Iterator[pl.DataFrame]:
+    """Yield the spill's rows in ``order``: a merge of its runs (row groups), each sorted.
+
+    Each run is read a row group at a time, with no reader kept open. The last
+    row read of a run that has more (its frontier) bounds what is final: every
+    row sorting up to the first frontier, since each unread row sorts after the
+    frontier of its run.
+    """
+    spill = pq.ParquetFile(path)
+    unread = [list(run) for run in runs]
+    pending: list[pl.DataFrame] = []
+    wanted = range(len(runs))
+    while True:
+        for run in wanted:
+            rows = pl.from_arrow(spill.read_row_group(unread[run].pop(0)))
+            assert isinstance(rows, pl.DataFrame)
+            last = pl.int_range(pl.len()) == pl.len() - 1
+            pending.append(
+                rows.with_columns(
+                    pl.lit(run, pl.UInt32).alias(_RUN),
+                    (last & bool(unread[run])).alias(_FRONTIER),
+                )
+            )
+        merged = pl.concat(pending).sort(order, nulls_last=True)
+        frontiers = merged[_FRONTIER].arg_true()
+        if not frontiers.len():
+            yield merged.drop(_RUN, _FRONTIER)
+            return
+        cut = int(frontiers[0]) + 1
+        run = int(merged[_RUN][cut - 1])
+        # Copies, not slices: a slice would keep the whole sorted frame alive.
+        final = pl.int_range(pl.len()) < cut
+        yield merged.filter(final).drop(_RUN, _FRONTIER)
+        pending = [merged.filter(~final)]
+        wanted = range(run, run + 1)
+
+
+def _spill_path(store: LakeStore) -> Path:
+    # Hidden and ending in .tmp: skipped by every reader, removed by clear_litter.
+    folder = store.uri("") if store.is_local else None
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=".spill-", suffix=".tmp", dir=folder)
+    os.close(descriptor)
+    return Path(name)
+
+
+def _check_rows(frame: pl.DataFrame, sms_type: int) -> None:
     if frame.schema != SCHEMA:
         raise ConfigError("write_partition takes a frame with exactly esms_analytics.SCHEMA")
     other_types = frame.filter(pl.col("sms_type") != sms_type)["sms_type"].unique().to_list()
@@ -173,43 +334,78 @@ def write_partition(
         raise ConfigError(
             f"rows of SmsType {other_types} cannot go to the sms_type={sms_type} partition"
         )
-    store = open_store(lake)
-    target = data_key(sms_type, day)
-    quarantine_foreign(store, sms_type, day)
-    if frame.height == 0:
-        store.delete(target)
-        return None
-    facts = {
+
+
+def _facts(sms_type: int, day: date, fetched_at: datetime, count_total: int) -> dict[str, str]:
+    return {
         "schema_version": SCHEMA_VERSION,
         "sms_type": str(sms_type),
         "date": day.isoformat(),
         "fetched_at": fetched_at.isoformat(),
-        "count_total": str(frame.height if count_total is None else count_total),
-        "requests": str(requests),
-        "settled": json.dumps(is_settled(day, fetched_at) if settled is None else settled),
+        "count_total": str(count_total),
     }
-    table = _to_arrow(frame.select(_FILE_COLUMNS))
-    table = table.replace_schema_metadata(
+
+
+def _settled(day: date, fetched_at: datetime, settled: bool | None) -> str:
+    return json.dumps(is_settled(day, fetched_at) if settled is None else settled)
+
+
+def _replace(
+    store: LakeStore,
+    sms_type: int,
+    day: date,
+    frames: Iterable[pl.DataFrame],
+    facts: Mapping[str, str],
+) -> str | None:
+    """Replace the partition's file with ``frames`` (file columns) as its rows, in row groups."""
+    target = data_key(sms_type, day)
+    quarantine_foreign(store, sms_type, day)
+    tables = _row_groups(frames)
+    first = next(tables, None)
+    if first is None:
+        store.delete(target)
+        return None
+    schema = first.schema.with_metadata(
         {
-            **(table.schema.metadata or {}),
+            **(first.schema.metadata or {}),
             **{f"{_META}{name}".encode(): value.encode() for name, value in facts.items()},
         }
     )
     with store.writer(target) as file:
-        _write_parquet(table, file)
+        _write_parquet(itertools.chain([first], tables), schema, file)
     return target
 
 
-def _write_parquet(table: pa.Table, file: Any) -> None:
-    pq.write_table(
-        table,
+def _row_groups(frames: Iterable[pl.DataFrame]) -> Iterator[pa.Table]:
+    """Regroup ``frames`` into tables of :data:`ROW_GROUP_ROWS` rows, the last one shorter."""
+    # Each frame becomes Arrow at once: its own compact buffers, where a Polars slice or
+    # filter would keep alive every buffer of the frame it came from.
+    held: list[pa.Table] = []
+    rows = 0
+    for frame in frames:
+        held.append(_to_arrow(frame))
+        rows += frame.height
+        while rows >= ROW_GROUP_ROWS:
+            # Chunked, not combined: the writer takes the chunks as one row group.
+            whole = pa.concat_tables(held)
+            yield whole.slice(0, ROW_GROUP_ROWS)
+            held, rows = [whole.slice(ROW_GROUP_ROWS)], rows - ROW_GROUP_ROWS
+    if rows:
+        yield pa.concat_tables(held)
+
+
+def _write_parquet(tables: Iterable[pa.Table], schema: pa.Schema, file: Any) -> None:
+    """Write ``tables`` as the row groups of one data file (the seam a full-disk test breaks)."""
+    with pq.ParquetWriter(
         file,
+        schema,
         compression="zstd",
-        row_group_size=ROW_GROUP_ROWS,
         write_statistics=True,
         use_dictionary=True,
         coerce_timestamps="us",
-    )
+    ) as writer:
+        for table in tables:
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
 
 def quarantine_foreign(store: LakeStore, sms_type: int, day: date) -> list[str]:

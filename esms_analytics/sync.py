@@ -15,8 +15,10 @@ fewer than :data:`SHRINK_LIMIT` of the rows stored (an empty answer above
 all: eSMS's retention, another account's keys, a wrong base URL) is not
 stored either unless ``allow_shrink=True``: the window is reported
 ``failed`` and its old partition kept. Windows run in parallel threads that
-share the client's rate limit; memory holds one window per worker, and windows
-are planned as they are needed, so a range of decades costs no memory up front.
+share the client's rate limit; a window streams (its rows are decoded in
+batches and spilled to a hidden file, duplicates found from 8-byte row hashes),
+so memory holds a batch per worker, not a window; windows are planned as they
+are needed, so a range of decades costs no memory up front.
 
 Stopping: set ``client.stop`` (the CLI does on Ctrl-C and SIGTERM). No request
 is sent after it, windows not yet begun are reported ``stopped``, partition
@@ -37,7 +39,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExec
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from esms_analytics.arguments import check_range, sms_type_list, to_date
 from esms_analytics.client import EsmsClient, Window
@@ -53,16 +55,19 @@ from esms_analytics.errors import (
 from esms_analytics.lake import (
     SOURCE_ESMS,
     SOURCE_SIMULATOR,
+    PartitionWriter,
     discard_unused_lake,
     open_lake,
     partition_files,
     partition_key,
-    write_partition,
 )
 from esms_analytics.manifest import Manifest, WindowEntry
 from esms_analytics.store import LakeLocation, LakeStore, open_store
-from esms_analytics.windows import DEFAULT_PASSES, WindowResult, fetch_window
+from esms_analytics.windows import DEFAULT_PASSES, ROW_ORDER, WindowStream, stream_window
 from esms_analytics.wire import MAX_PAGE_SIZE
+
+if TYPE_CHECKING:
+    import polars as pl
 
 logger = logging.getLogger("esms_analytics")
 
@@ -427,6 +432,7 @@ class _WriteGate:
         self._condition = threading.Condition()
         self._writing = 0
         self._closed = False
+        self._open: set[PartitionWriter] = set()
 
     def enter(self) -> bool:
         """Begin a write; False when the gate is closed (do not write)."""
@@ -443,10 +449,45 @@ class _WriteGate:
             self._condition.notify_all()
 
     def close(self) -> None:
-        """Refuse new writes and wait for those under way (each is one local file)."""
+        """Refuse new writes, wait for those under way, remove the spills left open."""
         with self._condition:
             self._closed = True
             self._condition.wait_for(lambda: self._writing == 0)
+            left, self._open = self._open, set()
+        for writer in left:  # windows still waiting on the network: they can no longer write
+            writer.discard()
+
+    def opened(self, writer: PartitionWriter) -> _GatedWriter:
+        """Let ``writer`` spill rows only through the gate; :meth:`close` discards it."""
+        with self._condition:
+            self._open.add(writer)
+        return _GatedWriter(writer, self)
+
+    def closed(self, writer: PartitionWriter) -> None:
+        """Forget ``writer``: it was committed or discarded."""
+        with self._condition:
+            self._open.discard(writer)
+
+
+class _GatedWriter:
+    """A window's :class:`PartitionWriter`, spilling only while the gate is open."""
+
+    def __init__(self, writer: PartitionWriter, gate: _WriteGate):
+        self.writer, self.gate = writer, gate
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Spill ``frame``; raise :class:`StoppedError` once the sync has returned."""
+        if not self.gate.enter():
+            raise StoppedError("the sync stopped: the window's rows are not spilled")
+        try:
+            self.writer.write(frame)
+        finally:
+            self.gate.leave()
+
+    def discard(self) -> None:
+        """Remove the spill."""
+        self.writer.discard()
+        self.gate.closed(self.writer)
 
 
 @dataclass
@@ -473,14 +514,21 @@ class _WindowStore:
     def run(
         self, job: _Job, *, page_pool: Executor, in_flight: threading.Semaphore
     ) -> WindowReport:
-        """Fetch ``job``'s window and, when it is complete, replace its partition."""
+        """Fetch ``job``'s window and, when it is complete, replace its partition.
+
+        The rows are spilled as they come (:class:`PartitionWriter`); whatever
+        the outcome, the spill is gone when this returns.
+        """
         if self.stopping():
             return _stopped(job)
         try:
-            result = fetch_window(
+            stream = stream_window(
                 self.client,
                 job.sms_type,
                 Window.for_day(job.day),
+                lambda: self.gate.opened(
+                    PartitionWriter(self.lake, job.sms_type, job.day, order=ROW_ORDER)
+                ),
                 page_size=self.page_size,
                 max_passes=self.max_passes,
                 pages=page_pool,
@@ -496,32 +544,51 @@ class _WindowStore:
             # Reported once, in the summary; the log keeps it for --debug.
             logger.debug("sms_type=%d date=%s failed: %s", job.sms_type, job.day, exc)
             return WindowReport(job.sms_type, job.day, "failed", detail=str(exc))
-        if not result.complete:
+        except OSError as exc:
+            raise self._cannot_write(job, exc) from exc
+        try:
+            return self._keep(job, stream)
+        finally:
+            stream.sink.discard()
+
+    def _keep(self, job: _Job, stream: WindowStream[_GatedWriter]) -> WindowReport:
+        """Store a complete window that did not shrink, while the sync still runs."""
+        if not stream.complete:
             return WindowReport(
                 job.sms_type,
                 job.day,
                 "incomplete",
-                rows=result.frame.height,
-                count_total=result.count_total,
-                requests=result.requests,
-                detail=f"CountTotal {result.count_total} but {result.frame.height} unique rows "
-                f"after {result.passes} passes; the old partition is kept",
+                rows=stream.rows,
+                count_total=stream.count_total,
+                requests=stream.requests,
+                detail=f"CountTotal {stream.count_total} but {stream.rows} unique rows "
+                f"after {stream.passes} passes; the old partition is kept",
             )
-        if (shrunk := self._shrunk(job, result)) is not None:
+        if (shrunk := self._shrunk(job, stream)) is not None:
             return shrunk
         if not self.gate.enter():
             return _stopped(job)
         try:
-            return self._store(job, result)
+            return self._store(job, stream)
         finally:
             self.gate.leave()
 
-    def _shrunk(self, job: _Job, result: WindowResult) -> WindowReport | None:
+    def _cannot_write(self, job: _Job, exc: OSError) -> LakeError:
+        """Stop every window and say which write failed: a full disk fails them all alike."""
+        self.fatal.set()
+        return LakeError(
+            f"cannot write the partition sms_type={job.sms_type} date={job.day} "
+            f"to {self.lake.location}: {exc.strerror or exc}",
+            lake=self.lake.location,
+            partition=partition_key(job.sms_type, job.day),
+        )
+
+    def _shrunk(self, job: _Job, result: WindowStream[_GatedWriter]) -> WindowReport | None:
         """Report a re-fetch far smaller than what is stored, unless shrinking is allowed."""
         entry = self.manifest.get(job.sms_type, job.day)
         if self.allow_shrink or entry is None or job.reason == "file missing":
             return None
-        rows = result.frame.height
+        rows = result.rows
         if rows >= entry.rows * SHRINK_LIMIT:
             return None
         detail = (
@@ -540,10 +607,10 @@ class _WindowStore:
             detail=detail,
         )
 
-    def _store(self, job: _Job, result: WindowResult) -> WindowReport:
+    def _store(self, job: _Job, result: WindowStream[_GatedWriter]) -> WindowReport:
         fetched_at = datetime.now(VN_TZ)
         settled = self.moment >= settled_at(job.day, self.settle_days)
-        rows = result.frame.height
+        rows = result.rows
         entry = WindowEntry(
             job.sms_type, job.day, fetched_at, rows, result.count_total, result.requests, settled
         )
@@ -554,11 +621,7 @@ class _WindowStore:
             self.fatal.set()
             raise
         try:
-            write_partition(
-                self.lake,
-                job.sms_type,
-                job.day,
-                result.frame,
+            result.sink.writer.commit(
                 fetched_at=fetched_at,
                 count_total=result.count_total,
                 requests=result.requests,
@@ -566,14 +629,7 @@ class _WindowStore:
             )
             self.manifest.record(entry)
         except OSError as exc:
-            # A full disk or a lake that went away fails every window alike: stop them all.
-            self.fatal.set()
-            raise LakeError(
-                f"cannot write the partition sms_type={job.sms_type} date={job.day} "
-                f"to {self.lake.location}: {exc.strerror or exc}",
-                lake=self.lake.location,
-                partition=partition_key(job.sms_type, job.day),
-            ) from exc
+            raise self._cannot_write(job, exc) from exc
         return WindowReport(
             job.sms_type,
             job.day,

@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Final
+from typing import Final, Generic, Protocol, TypeVar
 
 import polars as pl
 
 from esms_analytics.arguments import day_range, sms_type_list, to_date
 from esms_analytics.client import DEFAULT_PAGES_AHEAD, EsmsClient, Window
 from esms_analytics.decode import decode_raw, empty_frame
-from esms_analytics.errors import AnswerError, DecodeError, IncompleteWindowError
+from esms_analytics.errors import AnswerError, ConfigError, DecodeError, IncompleteWindowError
 from esms_analytics.wire import MAX_PAGE_SIZE
 
 logger = logging.getLogger("esms_analytics")
@@ -73,6 +73,41 @@ class WindowResult:
         return self.frame.height == self.count_total
 
 
+class RowSink(Protocol):
+    """Where a walk puts its rows: each batch decoded, checked, and never seen before."""
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Take a batch of new rows (:data:`~esms_analytics.SCHEMA`, in no order)."""
+
+    def discard(self) -> None:
+        """Drop every row taken; called for a pass that is not kept (and safe to repeat)."""
+
+
+SinkT = TypeVar("SinkT", bound=RowSink)
+
+
+@dataclass(frozen=True)
+class WindowStream(Generic[SinkT]):
+    """The outcome of :func:`stream_window`: its last pass's rows are in ``sink``.
+
+    The caller owns ``sink``: it keeps the rows (a complete window) or discards them.
+    """
+
+    sms_type: int
+    window: Window
+    sink: SinkT
+    rows: int
+    count_total: int
+    requests: int
+    passes: int
+    duplicates_dropped: int
+
+    @property
+    def complete(self) -> bool:
+        """Unique rows equal the service's CountTotal."""
+        return self.rows == self.count_total
+
+
 def fetch_window(
     client: EsmsClient,
     sms_type: int,
@@ -94,37 +129,81 @@ def fetch_window(
     Each response is parsed to a frame of strings as it arrives and decoded in
     batches of :data:`DECODE_BATCH_ROWS`, so memory holds the typed rows of one
     window and at most one batch of raw strings, never the window's JSON.
+    (:func:`stream_window` holds not even the typed rows: ``sync`` uses it.)
+    """
+    stream = stream_window(
+        client,
+        sms_type,
+        window,
+        _Frames,
+        page_size=page_size,
+        max_passes=max_passes,
+        pages=pages,
+        in_flight=in_flight,
+        pages_ahead=pages_ahead,
+    )
+    return WindowResult(
+        sms_type=sms_type,
+        window=window,
+        frame=stream.sink.frame().sort(ROW_ORDER, nulls_last=True),
+        count_total=stream.count_total,
+        requests=stream.requests,
+        passes=stream.passes,
+        duplicates_dropped=stream.duplicates_dropped,
+    )
+
+
+def stream_window(
+    client: EsmsClient,
+    sms_type: int,
+    window: Window,
+    open_sink: Callable[[], SinkT],
+    *,
+    page_size: int = MAX_PAGE_SIZE,
+    max_passes: int = DEFAULT_PASSES,
+    pages: Executor | None = None,
+    in_flight: threading.Semaphore | None = None,
+    pages_ahead: int = DEFAULT_PAGES_AHEAD,
+) -> WindowStream[SinkT]:
+    """Walk one window like :func:`fetch_window`, handing its rows to a sink as they come.
+
+    Each pass opens a sink with ``open_sink`` and writes every batch of
+    :data:`DECODE_BATCH_ROWS` rows to it once decoded, checked and stripped of
+    the rows already seen (found by a hash of each row, 8 bytes a row, instead
+    of by holding the rows). A pass that is not kept, or that raises, has its
+    sink discarded; the last pass's sink is returned, its rows kept.
     """
     requests = 0
-    result: WindowResult | None = None
     for number in range(1, max_passes + 1):
-        walk = _walk(
-            client,
-            sms_type,
-            window,
-            page_size=page_size,
-            pool=pages,
-            in_flight=in_flight,
-            ahead=pages_ahead,
-        )
+        sink = open_sink()
+        try:
+            walk = _walk(
+                client,
+                sms_type,
+                window,
+                sink,
+                page_size=page_size,
+                pool=pages,
+                in_flight=in_flight,
+                ahead=pages_ahead,
+            )
+        except BaseException:
+            sink.discard()
+            raise
         requests += walk.requests
-        # Rows seen again on another page are one row; copies on one page are kept (_COPY).
-        unique = (
-            walk.frame.unique(maintain_order=True)
-            .drop(_COPY, strict=False)
-            .sort(ROW_ORDER, nulls_last=True)
-        )
-        result = WindowResult(
+        stream = WindowStream(
             sms_type=sms_type,
             window=window,
-            frame=unique,
+            sink=sink,
+            rows=walk.unique_rows,
             count_total=walk.last_count,
             requests=requests,
             passes=number,
-            duplicates_dropped=walk.frame.height - unique.height,
+            duplicates_dropped=walk.rows - walk.unique_rows,
         )
-        if result.complete and walk.first_count == walk.last_count:
-            return result
+        if (stream.complete and walk.first_count == walk.last_count) or number == max_passes:
+            return stream
+        sink.discard()
         logger.info(
             "SmsType=%d window %s changed while paging (CountTotal %d -> %d, %d unique rows); "
             "fetching it again (pass %d of %d)",
@@ -132,19 +211,71 @@ def fetch_window(
             window,
             walk.first_count,
             walk.last_count,
-            unique.height,
+            walk.unique_rows,
             number + 1,
             max_passes,
         )
-    assert result is not None
-    return result
+    raise ConfigError(f"max_passes must be at least 1, got {max_passes}")
+
+
+class _Frames:
+    """A sink that holds the rows in memory, for :func:`fetch_window`."""
+
+    def __init__(self) -> None:
+        self.frames: list[pl.DataFrame] = []
+
+    def write(self, frame: pl.DataFrame) -> None:
+        self.frames.append(frame)
+
+    def discard(self) -> None:
+        self.frames = []
+
+    def frame(self) -> pl.DataFrame:
+        return pl.concat(self.frames) if self.frames else empty_frame()
+
+
+class _SeenRows:
+    """What a walk has seen, as one 64-bit hash per distinct (row, copy number on its page).
+
+    8 bytes a row, kept sorted, instead of the rows themselves. Two distinct rows
+    whose hashes collide count as one: the walk then finds fewer unique rows than
+    ``CountTotal``, so the window is walked again and, should it collide every
+    time, reported incomplete; it is never stored short.
+    """
+
+    def __init__(self) -> None:
+        self.hashes = pl.Series(dtype=pl.UInt64)
+        #: Rows offered, duplicates included.
+        self.rows = 0
+
+    def new(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Return the rows of ``frame`` not seen before, :data:`_COPY` dropped; remember them."""
+        self.rows += frame.height
+        keys = _row_hashes(frame)
+        fresh = keys.is_first_distinct()
+        if self.hashes.len():
+            at = self.hashes.search_sorted(keys).clip(upper_bound=self.hashes.len() - 1)
+            fresh &= self.hashes.gather(at) != keys
+        self.hashes = pl.concat([self.hashes, keys.filter(fresh)]).sort()
+        return frame.filter(fresh).drop(_COPY)
+
+    @property
+    def unique(self) -> int:
+        """Distinct rows seen."""
+        return self.hashes.len()
+
+
+def _row_hashes(frame: pl.DataFrame) -> pl.Series:
+    """Hash each row, every column with :data:`_COPY`: copies on one page differ."""
+    return frame.hash_rows()
 
 
 @dataclass(frozen=True)
 class _Walk:
-    """One walk of a window's pages: every row seen (duplicates too) and the counts."""
+    """One walk of a window's pages: how many rows it saw, how many distinct, the counts."""
 
-    frame: pl.DataFrame
+    rows: int
+    unique_rows: int
     first_count: int
     last_count: int
     requests: int
@@ -154,16 +285,24 @@ def _walk(
     client: EsmsClient,
     sms_type: int,
     window: Window,
+    sink: RowSink,
     *,
     page_size: int,
     pool: Executor | None,
     in_flight: threading.Semaphore | None,
     ahead: int,
 ) -> _Walk:
-    frames: list[pl.DataFrame] = []
+    seen = _SeenRows()
     batch: list[pl.DataFrame] = []
     counts: list[int] = []
     requests = 0
+
+    def decode_batch() -> None:
+        rows = seen.new(_decode(client, batch, sms_type, window))
+        if rows.height:
+            sink.write(rows)
+        batch.clear()
+
     for page in client.iter_pages(
         window, sms_type, page_size=page_size, pool=pool, in_flight=in_flight, ahead=ahead
     ):
@@ -171,12 +310,10 @@ def _walk(
         counts.append(page.count_total)
         batch.append(page.raw)
         if sum(raw.height for raw in batch) >= DECODE_BATCH_ROWS:
-            frames.append(_decode(client, batch, sms_type, window))
-            batch = []
+            decode_batch()
     if batch:
-        frames.append(_decode(client, batch, sms_type, window))
-    frame = pl.concat(frames) if frames else empty_frame()
-    return _Walk(frame, counts[0], counts[-1], requests)
+        decode_batch()
+    return _Walk(seen.rows, seen.unique, counts[0], counts[-1], requests)
 
 
 def _decode(

@@ -317,21 +317,20 @@ def test_a_full_disk_mid_sync_exits_5_saying_what_was_stored(
 ) -> None:
     import errno
 
-    import pyarrow.parquet as pq
-
+    from esms_analytics import lake as lake_module
     from esms_analytics.check import lake_info
     from esms_analytics.lake import read_lake
 
-    real_write, written = pq.write_table, []
+    real_write, written = lake_module._write_parquet, []
 
-    def filling_disk(table: object, where: object, **options: object) -> None:
+    def filling_disk(tables: Any, schema: Any, where: Any) -> None:
         # No disk fills on demand on loopback; the Parquet writer is the seam.
         if len(written) >= 3:
             raise OSError(errno.ENOSPC, "No space left on device", str(where))
-        real_write(table, where, **options)
+        real_write(tables, schema, where)
         written.append(where)
 
-    monkeypatch.setattr("esms_analytics.lake.pq.write_table", filling_disk)
+    monkeypatch.setattr("esms_analytics.lake._write_parquet", filling_disk)
     monkeypatch.setenv("ESMS_API_KEY", sim.api_key)
     monkeypatch.setenv("ESMS_SECRET_KEY", sim.secret_key)
     lake = tmp_path / "lake"

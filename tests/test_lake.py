@@ -279,11 +279,11 @@ def test_an_interrupted_write_leaves_the_old_partition_whole(
     stored = lake.objects()
     day = date.fromisoformat(lake.objects("sms/sms_type=2/date=*/part-0.parquet")[0][20:30])
 
-    def broken_write(table: object, where: BinaryIO, **options: object) -> None:
+    def broken_write(tables: object, schema: object, where: BinaryIO) -> None:
         where.write(b"PAR1 half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr("esms_analytics.lake.pq.write_table", broken_write)
+    monkeypatch.setattr("esms_analytics.lake._write_parquet", broken_write)
     frame = lake_frame(lake).filter(pl.col("date") == day).drop("date").head(3)
     with pytest.raises(OSError, match="disk full"):
         write_partition(lake.store(), 2, day, frame, fetched_at=NOW)
