@@ -293,7 +293,7 @@ def _merged(path: Path, runs: Sequence[range], order: list[str]) -> Iterator[pl.
     wanted = range(len(runs))
     while True:
         for run in wanted:
-            rows = pl.from_arrow(spill.read_row_group(unread[run].pop(0)))
+            rows = pl.from_arrow(spill.read_row_group(unread[run].pop(0), use_threads=False))
             assert isinstance(rows, pl.DataFrame)
             last = pl.int_range(pl.len()) == pl.len() - 1
             pending.append(
