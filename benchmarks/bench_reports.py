@@ -8,6 +8,12 @@ The lake is written with the project's own lake code (``write_partition``) from
 canonical frames generated with vectorised Polars expressions. Each engine runs
 in a fresh interpreter, so its peak memory is its own: five timed runs after
 one warm-up, medians compared within the same run of ``make bench``.
+
+The overhead of writing the reports once for every engine is measured apart:
+each report in the package against the same report in pure Polars as it was
+before Narwhals (:mod:`benchmarks.polars_reports_before`), both on
+``read_lake(lake)``, in one process, alternating run by run so that both meet
+the same passing load. Their results are checked equal before they are timed.
 """
 
 from __future__ import annotations
@@ -190,8 +196,41 @@ print(json.dumps(results))
 
 ENGINES = ("esms-analytics", "duckdb", "pandas", "spark (esms-analytics)")
 
+OVERHEAD_RUNNER = """
+import json, sys
+import polars as pl
+import esms_analytics as now
+from benchmarks import polars_reports_before as before
+from benchmarks.bench_reports import OVERHEAD_CASES
+from benchmarks.common import time_interleaved
+lake, repeats = sys.argv[1], int(sys.argv[2])
+results = {}
+for name, (function, options) in OVERHEAD_CASES.items():
+    def ours(): return getattr(now, function)(now.read_lake(lake), **options)
+    def old(): return getattr(before, function)(now.read_lake(lake), **options)
+    mine, theirs = ours(), old()
+    # Like for like: the same rows, values and order (dtypes as each version declares).
+    if not mine.equals(theirs.cast(dict(mine.schema))):
+        sys.exit(f"{name}: the report differs from the one before Narwhals")
+    timings = time_interleaved({"before": old, "now": ours}, repeats)
+    results[name] = {timing.name: timing.runs for timing in timings}
+print(json.dumps(results))
+"""
+
+#: Every report, and each period of the trend, timed against the pure-Polars code before.
+OVERHEAD_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "delivery_by_campaign": ("delivery_by_campaign", {}),
+    "cost_breakdown(carrier)": ("cost_breakdown", {"by": "carrier"}),
+    "delivery_trend(1d)": ("delivery_trend", {"every": "1d"}),
+    "delivery_trend(1w)": ("delivery_trend", {"every": "1w"}),
+    "delivery_trend(1mo)": ("delivery_trend", {"every": "1mo"}),
+    "carrier_performance": ("carrier_performance", {}),
+    "failure_hotspots": ("failure_hotspots", {}),
+}
+
 
 def run(lake: Path, rows: int = 20_000_000, repeats: int = 5) -> dict[str, Any]:
     sizes = build_lake(lake, rows)
     engines = {engine: in_subprocess(RUNNER, engine, str(lake), str(repeats)) for engine in ENGINES}
-    return {"sizes": sizes, "engines": engines}
+    overhead = in_subprocess(OVERHEAD_RUNNER, str(lake), str(repeats))
+    return {"sizes": sizes, "engines": engines, "overhead": overhead}

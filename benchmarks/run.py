@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -132,45 +133,9 @@ def write_report(
         "",
         *sync_cpu_section(results["cpu"]),
         *bench_memory.memory_section(memory),
-        "## 3. Reports over a large lake",
-        "",
-        f"{reports['sizes']['rows']:,} rows written with the project's own lake code: "
-        f"{reports['sizes']['disk_mb']:.0f} MB on disk, "
-        f"{reports['sizes']['in_memory_mb']:.0f} MB as an in-memory Polars frame. Each engine "
-        "runs in a fresh interpreter; memory is its peak RSS (imports included).",
-        "",
-        "| engine | delivery_by_campaign s | cost_breakdown(carrier) s | peak RSS MB |",
-        "|---|---:|---:|---:|",
     ]
-    engines = reports["engines"]
-    for name, data in engines.items():
-        delivery = sorted(data["delivery_by_campaign"])
-        cost = sorted(data["cost_breakdown(carrier)"])
-        lines.append(
-            f"| {name} | {delivery[len(delivery) // 2]:.3f} | "
-            f"{cost[len(cost) // 2]:.3f} | {data['peak_rss_mb']:.0f} |"
-        )
-
-    def median(engine: str, report: str) -> float:
-        runs = sorted(engines[engine][report])
-        return runs[len(runs) // 2]
-
-    for report in ("delivery_by_campaign", "cost_breakdown(carrier)"):
-        ours, duck, pandas, _ = (median(e, report) for e in bench_reports.ENGINES)
-        lines += [
-            f"- {report}: {duck / ours:.2f}x DuckDB's speed (target at least 1x, "
-            f"{verdict(ours <= duck)}); {pandas / ours:.1f}x pandas' speed (target at least "
-            f"10x, {verdict(pandas / ours >= 10)}).",
-        ]
-    ours_rss = engines["esms-analytics"]["peak_rss_mb"]
+    lines += reports_section(reports)
     lines += [
-        "- Spark runs the same report functions (written once with Narwhals) on a Spark "
-        "DataFrame over the lake, local[2]; its peak RSS is the Python driver's, the work "
-        "happens in the JVM.",
-        f"- Memory: {ours_rss:.0f} MB peak against {reports['sizes']['in_memory_mb']:.0f} MB "
-        f"of data in memory ({verdict(ours_rss < reports['sizes']['in_memory_mb'] / 2)}: "
-        "under half).",
-        "",
         "## 4. Lake size",
         "",
         f"The {latency['rows']:,} rows of the sync benchmark: "
@@ -186,6 +151,77 @@ def write_report(
     if notes.exists() and output == ROOT / "BENCHMARKS.md":
         lines += [notes.read_text("utf-8")]
     output.write_text("\n".join(lines), "utf-8")
+
+
+def reports_section(reports: dict[str, Any]) -> list[str]:
+    """Section 3: the reports on the large lake, by engine, and against the code before Narwhals."""
+    sizes, engines = reports["sizes"], reports["engines"]
+    lines = [
+        "## 3. Reports over a large lake",
+        "",
+        f"{sizes['rows']:,} rows written with the project's own lake code: "
+        f"{sizes['disk_mb']:.0f} MB on disk, {sizes['in_memory_mb']:.0f} MB as an in-memory "
+        "Polars frame. Each engine runs in a fresh interpreter; memory is its peak RSS "
+        "(imports included).",
+        "",
+        "| engine | delivery_by_campaign s | cost_breakdown(carrier) s | peak RSS MB |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, data in engines.items():
+        lines.append(
+            f"| {name} | {_median(data['delivery_by_campaign']):.3f} | "
+            f"{_median(data['cost_breakdown(carrier)']):.3f} | {data['peak_rss_mb']:.0f} |"
+        )
+    lines.append("")
+    for report in ("delivery_by_campaign", "cost_breakdown(carrier)"):
+        ours, duck, pandas, spark = (_median(engines[e][report]) for e in bench_reports.ENGINES)
+        lines.append(
+            f"- {report}: {duck / ours:.2f}x DuckDB's speed (target at least 1x, "
+            f"{verdict(ours <= duck)}); {pandas / ours:.1f}x pandas' speed (target at least "
+            f"10x, {verdict(pandas / ours >= 10)}); Spark took {spark / ours:.1f}x as long."
+        )
+    ours_rss = engines["esms-analytics"]["peak_rss_mb"]
+    lines += [
+        "- Spark runs the same report functions (written once with Narwhals) on a Spark "
+        "DataFrame over the lake, local[2] in the same 2 cores; its peak RSS is the Python "
+        "driver's, the work happens in the JVM.",
+        f"- Memory: {ours_rss:.0f} MB peak against {sizes['in_memory_mb']:.0f} MB "
+        f"of data in memory ({verdict(ours_rss < sizes['in_memory_mb'] / 2)}: under half).",
+        "",
+        *overhead_section(reports["overhead"]),
+    ]
+    return lines
+
+
+def overhead_section(overhead: dict[str, dict[str, list[float]]]) -> list[str]:
+    """What writing the reports once for every engine costs the Polars path."""
+    lines = [
+        "### The Narwhals layer against the pure-Polars reports before it",
+        "",
+        "Each report on `read_lake(lake)` against the same report as it was in pure Polars "
+        "(`benchmarks/polars_reports_before.py`, frozen from commit 223a3b4), in one "
+        "process, alternating run by run; the two results are checked equal first.",
+        "",
+        "| report | before s | now s | overhead |",
+        "|---|---:|---:|---:|",
+    ]
+    ratios = {}
+    for report, runs in overhead.items():
+        before, now = _median(runs["before"]), _median(runs["now"])
+        ratios[report] = now / before - 1
+        lines.append(f"| {report} | {before:.3f} | {now:.3f} | {ratios[report]:+.1%} |")
+    worst = max(ratios, key=ratios.__getitem__)
+    lines += [
+        "",
+        f"- Target: the layer's overhead under 5% on every report: at most "
+        f"{ratios[worst]:+.1%} ({worst}), {verdict(ratios[worst] < 0.05)}.",
+        "",
+    ]
+    return lines
+
+
+def _median(runs: list[float]) -> float:
+    return float(statistics.median(runs))
 
 
 def store_section(store: dict[str, Any]) -> list[str]:
@@ -382,6 +418,11 @@ def first_sync_section(first: dict[str, Any]) -> list[str]:
     ]
 
 
+def run_reports(sizes: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        return bench_reports.run(Path(scratch) / "lake", sizes["report_rows"], sizes["repeats"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny data, one run each")
@@ -389,10 +430,18 @@ def main() -> None:
     parser.add_argument(
         "--first-sync-days", type=int, help="days of the first-sync benchmark (1095: 3 years)"
     )
+    parser.add_argument(
+        "--only-reports",
+        action="store_true",
+        help="run section 3 alone and print its Markdown, to splice into BENCHMARKS.md",
+    )
     args = parser.parse_args()
     sizes = dict(QUICK if args.quick else FULL)
     if args.first_sync_days:
         sizes["first_sync_days"] = args.first_sync_days
+    if args.only_reports:
+        print("\n".join(reports_section(run_reports(sizes))))
+        return
     began = time.monotonic()
     results: dict[str, Any] = {}
     results["decode"] = bench_decode.run(sizes["decode_rows"], sizes["repeats"])
@@ -410,10 +459,7 @@ def main() -> None:
     print("sync done", flush=True)
     results["memory"] = bench_memory.run_memory(sizes["memory_sizes"])
     print("memory done", flush=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        results["reports"] = bench_reports.run(
-            Path(scratch) / "lake", sizes["report_rows"], sizes["repeats"]
-        )
+    results["reports"] = run_reports(sizes)
     print("reports done", flush=True)
     results["store"] = bench_store.run(
         days=sizes["store_days"],
