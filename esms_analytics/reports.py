@@ -343,15 +343,26 @@ def _campaign(column: str = "campaign") -> nw.Expr:
     return nw.when(name.is_null() | (name == "")).then(nw.lit(NO_CAMPAIGN)).otherwise(name)
 
 
-def _monday(day: nw.Expr) -> nw.Expr:
-    """Return the Monday of the ISO week of ``day`` (Narwhals has no "1w" truncation)."""
-    weekday = day.dt.weekday()
-    monday = nw.when(weekday == 1).then(day)
-    for weekday_number in range(2, 8):
-        # Spark's weekday gives Sunday as 0 where the others give 7.
-        is_it = (weekday == weekday_number) | (weekday == weekday_number % 7)
-        monday = monday.when(is_it).then(day.dt.offset_by(f"-{weekday_number - 1}d"))
-    return monday
+def _days_back_to_monday(day: nw.Expr) -> nw.Expr:
+    """Return how many days ``day`` is past its Monday: 0 to 5, and Sunday 6 or -1.
+
+    Narwhals numbers Monday 1 on every engine but Sunday 7 on most and 0 on
+    Spark; :func:`_monday` takes either Sunday.
+    """
+    return day.dt.weekday() - 1
+
+
+def _monday(day: nw.Expr, days_back: nw.Expr) -> nw.Expr:
+    """Return the Monday of the ISO week of ``day`` (Narwhals has no "1w" truncation).
+
+    ``days_back`` is :func:`_days_back_to_monday` of ``day``, computed once
+    beforehand: one comparison a branch keeps the expression small to translate.
+    """
+    monday = nw.when(days_back == 0).then(day)
+    for days in range(1, 6):
+        monday = monday.when(days_back == days).then(day.dt.offset_by(f"-{days}d"))
+    # Sunday, whichever way the engine numbers it (and a null day stays null).
+    return monday.otherwise(day.dt.offset_by("-6d"))
 
 
 def _raw_key(dimension: str) -> nw.Expr:
@@ -369,7 +380,7 @@ def _label(dimension: str, raw: str) -> nw.Expr:
     if dimension == "campaign":
         labelled = _campaign(raw)
     elif dimension == "week":
-        labelled = _monday(column)
+        labelled = _monday(column, nw.col(f"{raw}_days_back"))
     elif dimension == "month":
         labelled = column.dt.truncate("1mo")
     else:
@@ -396,6 +407,11 @@ def _aggregate(
         .group_by([*raws, "send_result"])
         .agg(expr.alias(name) for name, expr in rows.items() if name in needed)
     )
+    weeks = [f"_raw_{name}" for name, dimension in dimensions if dimension == "week"]
+    if weeks:
+        partial = partial.with_columns(
+            **{f"{raw}_days_back": _days_back_to_monday(nw.col(raw)) for raw in weeks}
+        )
     labelled = partial.with_columns(
         *(_label(dimension, f"_raw_{name}").alias(name) for name, dimension in dimensions),
         *(measure.on_groups().alias(name) for name, measure in measures.items()),
