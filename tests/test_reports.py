@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import narwhals.stable.v2 as nw
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -27,6 +29,7 @@ from esms_analytics.reports import (
     HOTSPOT_SCHEMA,
     carrier_performance,
     cost_breakdown,
+    delivery,
     delivery_by_campaign,
     delivery_trend,
     failure_hotspots,
@@ -35,6 +38,7 @@ from esms_analytics.simulator import Simulator
 from esms_analytics.sync import sync
 
 from .conftest import NOW
+from .s3 import S3Server
 
 Z = 1.959963984540054
 CAMPAIGN_SQL = (
@@ -302,6 +306,30 @@ def test_months_and_days_are_vietnamese_calendar_days() -> None:
     assert days["period"].to_list() == [date(2026, 10, 31), date(2026, 11, 1)]
 
 
+def test_every_day_of_a_week_falls_in_the_week_of_its_monday_on_every_local_engine() -> None:
+    # Three weeks across a new year, one row a day at noon: each weekday once per week.
+    days = [date(2026, 12, 21) + timedelta(days=offset) for offset in range(21)]
+    frame = rows(
+        *(
+            (
+                "Tết",
+                5,
+                1,
+                int(datetime(d.year, d.month, d.day, 12, tzinfo=NOW.tzinfo).timestamp() * 1000),
+            )
+            for d in days
+        )
+    )
+    frame = frame.with_columns(date=pl.col("sent_at").dt.date())  # the lake's partition day
+    mondays = [date(2026, 12, 21), date(2026, 12, 28), date(2027, 1, 4)]
+    relation = duckdb.connect().sql("SELECT * FROM frame")
+    for given in (frame, frame.to_pandas(), relation):
+        trend = nw.from_native(delivery_trend(given, every="1w"))
+        weeks = trend.lazy().collect(backend="polars").to_native()
+        assert weeks["period"].cast(pl.Date).to_list() == mondays, type(given)
+        assert weeks["messages"].to_list() == [7, 7, 7]
+
+
 @pytest.mark.parametrize(
     "report",
     [
@@ -336,3 +364,18 @@ def test_each_plot_renders_headless_to_png(lake: Path, tmp_path: Path, compute, 
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
         (tmp_path / "plot.png").write_bytes(png)
         assert (tmp_path / "plot.png").stat().st_size > 5_000
+
+
+def test_a_report_reads_a_bucket_from_its_url_and_the_standard_aws_environment(
+    lake: Path, s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lake's objects as they are, in a bucket; the keys and endpoint only in AWS_*.
+    client: Any = s3_server.client()
+    for path in sorted(lake.rglob("*")):
+        if path.is_file():
+            key = f"esms/{path.relative_to(lake).as_posix()}"
+            client.put_object(Bucket=s3_bucket, Key=key, Body=path.read_bytes())
+    for name, value in s3_server.storage_options().items():
+        monkeypatch.setenv(name.upper(), value)
+    by = ["carrier", "date"]
+    assert_frame_equal(delivery(f"s3://{s3_bucket}/esms", by=by), delivery(lake, by=by))
