@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -97,7 +98,11 @@ def report_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
-    """The one local Spark session of the test run (tests using it: xdist group "spark")."""
+    """The one local Spark session of the test run (tests using it: xdist group "spark").
+
+    It also serves Spark Connect on a loopback port (:func:`spark_remote`), so a
+    notebook kernel or a client session reaches this JVM instead of starting another.
+    """
     os.environ["PYSPARK_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
 
@@ -110,8 +115,25 @@ def spark() -> Iterator[Any]:
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.sql.adaptive.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        # The Spark Connect server ships in pyspark's jars; it starts with the session.
+        .config("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin")
+        .config("spark.connect.grpc.binding.address", "127.0.0.1")
+        .config("spark.connect.grpc.binding.port", str(_free_loopback_port()))
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_remote(spark: Any) -> str:
+    """The Spark Connect URL of the test run's Spark session, as ``SPARK_REMOTE`` takes it."""
+    return f"sc://127.0.0.1:{spark.conf.get('spark.connect.grpc.binding.port')}"
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -10,7 +10,7 @@ columns, the same rows in the same order and the same numbers (floats to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -340,3 +340,37 @@ def test_a_spark_report_stays_in_spark_until_asked(synced_lake: Path, spark: Any
     plan = report._jdf.queryExecution().toString()
     assert "Aggregate" in plan  # a distributed plan, nothing collected yet
     assert report.count() > 0
+
+
+@pytest.fixture(scope="module")
+def spark_connect(spark_remote: str) -> Iterator[Any]:
+    """A Spark Connect client of the test run's one Spark session: no second JVM.
+
+    Built with the Connect session class itself: PySpark's common builder refuses a
+    remote session in a process that already runs a local one (this test process).
+    """
+    from pyspark.sql.connect.session import SparkSession
+
+    session = SparkSession.builder.remote(spark_remote).create()
+    yield session
+    session.stop()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "delivery(by=carrier,date)",
+        "cost_breakdown(by=campaign,month,totals)",
+        "delivery_trend(1w,by=sms_type)",
+        "carrier_performance",
+        "failure_hotspots(min_messages=0,top=None)",
+        "filters(start,end,types,campaigns)",
+    ],
+)
+def test_a_spark_connect_frame_gives_the_same_report(
+    synced_lake: Path, spark_connect: Any, name: str
+) -> None:
+    remote = spark_connect.read.parquet(f"{synced_lake}/sms")
+    assert type(remote).__module__ == "pyspark.sql.connect.dataframe"
+    inputs = {"polars lazy": read_lake(synced_lake), "spark connect": remote}
+    assert check_engines_agree(REPORTS[name], inputs).height > 0
