@@ -66,6 +66,15 @@ STOP = """\
 client.close()
 sim.stop()"""
 
+SPARK_SESSION = """\
+import warnings
+
+from pyspark.sql import SparkSession
+
+# PySpark 4 warns about pandas 3 on import; these reports never use its pandas API.
+warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
+spark = SparkSession.builder.getOrCreate()  # SPARK_REMOTE set: that server; else local"""
+
 CLOSE_LAKE = """\
 if sim is not None:
     sim.stop()"""
@@ -295,15 +304,22 @@ CELLS: dict[str, list[tuple[str, str]]] = {
         ),
         (
             "md",
-            "And on Spark (the test suite runs these lines on the same kind of lake; a "
-            "Spark session's start-up log does not belong in a notebook's output):\n\n"
-            "```python\n"
-            "from pyspark.sql import SparkSession\n\n"
-            'spark = SparkSession.builder.master("local[2]").getOrCreate()\n'
+            "And on Spark. `getOrCreate()` connects to the Spark Connect server named in "
+            "`SPARK_REMOTE` when it is set (`sc://host:15002`, a cluster or Databricks), "
+            "and otherwise starts Spark on this machine; either way Spark computes the "
+            "report and `show` brings back five rows.",
+        ),
+        (
+            "code",
+            SPARK_SESSION + "\n"
             'spark_report = esms.delivery(spark.read.parquet(str(lake_path.resolve() / "sms")), '
             'by=["carrier", "date"])\n'
-            "spark_report.show(5)  # a Spark DataFrame: Spark computed it\n"
-            "```",
+            'spark_report.select("carrier", "date", "messages", "delivered").show(5)  # a Spark DataFrame',
+        ),
+        (
+            "code",
+            "# The same rows in the same order as Polars gave (instants aside, as above).\n"
+            "pl.from_arrow(spark_report.toArrow()).drop(instants).equals(polars_report.drop(instants))",
         ),
         (
             "md",
@@ -332,7 +348,7 @@ CELLS: dict[str, list[tuple[str, str]]] = {
             "md",
             "## Spark, Trino, Athena\n\n"
             "```python\n"
-            'df = spark.read.parquet("s3://bucket/esms/sms")  # sms_type, date discovered\n'
+            'df = spark.read.parquet("s3a://bucket/esms/sms")  # sms_type, date discovered\n'
             'df.where("date >= \'2026-11-01\' AND sms_type = 2").groupBy("carrier").count()\n'
             "```\n\n"
             "```sql\n"
@@ -347,8 +363,9 @@ CELLS: dict[str, list[tuple[str, str]]] = {
             "      partitioned_by = ARRAY['sms_type', 'date']);\n"
             "CALL system.sync_partition_metadata('esms', 'sms', 'ADD');\n"
             "```\n\n"
-            "These engines are not installed here, so these two cells are text; the DuckDB "
-            "and pyarrow cells above run on every test run.",
+            "Spark on `s3a://` needs the hadoop-aws jars (see the README's `spark.hadoop.fs.s3a.*` "
+            "settings) and Trino and Athena are not installed here, so these two cells are "
+            "text; the DuckDB, Spark and pyarrow cells above run on every test run.",
         ),
         ("code", CLOSE_LAKE),
     ],

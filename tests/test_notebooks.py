@@ -21,6 +21,8 @@ KERNEL = "esms-analytics"
 WIDGET = "application/vnd.jupyter.widget"
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[|it/s\]|\|█")
 SCIENTIFIC = re.compile(r"\b\d\.\d+e[+-]?\d+\b")
+#: The notebook whose cells run on Spark.
+SPARK_NOTEBOOK = "04_lake_in_other_engines"
 
 
 def test_the_five_notebooks_are_committed() -> None:
@@ -85,10 +87,23 @@ def _execute(path: Path, cwd: Path) -> Any:
     return notebook
 
 
+def _run_param(path: Path) -> Any:
+    if path.stem != SPARK_NOTEBOOK:
+        return pytest.param(path, id=path.stem)
+    # Its Spark cells reach the test run's one Spark session over Spark Connect.
+    spark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+    return pytest.param(path, id=path.stem, marks=spark)
+
+
 @pytest.mark.notebook
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_runs_top_to_bottom(path: Path) -> None:
+@pytest.mark.parametrize("path", [_run_param(path) for path in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(
+    path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if path.stem == SPARK_NOTEBOOK:
+        # The kernel inherits it: `SparkSession.builder.getOrCreate()` connects there.
+        monkeypatch.setenv("SPARK_REMOTE", request.getfixturevalue("spark_remote"))
     notebook = _execute(path, path.parent)
     images = [output for output in _outputs(notebook) if "image/png" in output.get("data", {})]
     if "delivery" in path.stem or "costs" in path.stem:
@@ -96,6 +111,20 @@ def test_notebook_runs_top_to_bottom(path: Path) -> None:
     # Outputs as the notebook shows them: VND and rates as the reports format them.
     for output in _outputs(notebook):
         assert not SCIENTIFIC.search(_shown_text(output))
+    if path.stem == SPARK_NOTEBOOK:
+        _assert_spark_ran(notebook)
+
+
+def _assert_spark_ran(notebook: Any) -> None:
+    """Spark's cells ran for real: a table Spark computed, the same rows as Polars, no stderr."""
+    spark_cells = [cell for cell in notebook.cells if "spark_report" in cell.source]
+    assert len(spark_cells) == 2
+    shown, compared = ("".join(_shown_text(o) for o in cell.outputs) for cell in spark_cells)
+    assert "|carrier" in shown.replace(" ", "")
+    assert "only showing top 5 rows" in shown
+    assert compared.strip() == "True"
+    for cell in spark_cells:
+        assert not any(o.output_type == "stream" and o.name == "stderr" for o in cell.outputs)
 
 
 @pytest.mark.notebook
