@@ -36,7 +36,7 @@ if typing.TYPE_CHECKING:
     from esms_analytics.check import LakeCheck, LakeInfo, check_lake, lake_info
     from esms_analytics.client import EsmsClient, Page, RetryPolicy, Window
     from esms_analytics.decode import SCHEMA, decode_rows
-    from esms_analytics.lake import LAKE_SCHEMA, read_lake
+    from esms_analytics.lake import LAKE_SCHEMA, read_lake, reading_lake
     from esms_analytics.reports import (
         carrier_performance,
         cost_breakdown,
@@ -57,7 +57,7 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("EsmsClient", "Page", "RetryPolicy", "Window"), "client"),
     **dict.fromkeys(("SCHEMA", "decode_rows"), "decode"),
     **dict.fromkeys(("LakeCheck", "LakeInfo", "check_lake", "lake_info"), "check"),
-    **dict.fromkeys(("LAKE_SCHEMA", "read_lake"), "lake"),
+    **dict.fromkeys(("LAKE_SCHEMA", "read_lake", "reading_lake"), "lake"),
     **dict.fromkeys(
         (
             "carrier_performance",
@@ -115,6 +115,7 @@ __all__ = [
     "lake_info",
     "open_store",
     "read_lake",
+    "reading_lake",
     "sync",
 ]
 

@@ -62,7 +62,7 @@ from esms_analytics.arguments import (
 )
 from esms_analytics.codes import TIME_ZONE
 from esms_analytics.errors import ConfigError
-from esms_analytics.lake import read_lake
+from esms_analytics.lake import read_lake, reading_lake
 
 NO_CAMPAIGN: Final = "(no campaign)"
 TOTAL_LABEL: Final = "(total)"
@@ -269,13 +269,18 @@ class _Rows:
 
     lazy: nw.LazyFrame[Any]
     collect: bool
+    #: The lake's path or URL when the report was given one: a damaged file is then named.
+    lake: str | os.PathLike[str] | None = None
 
     def hand_back(self, result: nw.LazyFrame[Any]) -> ReportFrame:
         # Eager in, eager out; a Polars LazyFrame (and a lake) gives a Polars DataFrame,
         # as the reports always did; DuckDB and Spark stay lazy, where the data is.
-        if self.collect:
+        if not self.collect:
+            return result.to_native()
+        if self.lake is None:
             return result.collect().to_native()
-        return result.to_native()
+        with reading_lake(self.lake):
+            return result.collect().to_native()
 
 
 def _open(frame: ReportInput, report: str, needs: set[str], filters: Filters) -> _Rows:
@@ -283,8 +288,14 @@ def _open(frame: ReportInput, report: str, needs: set[str], filters: Filters) ->
     start, end = date_bounds(filters.start, filters.end)
     codes = sms_type_codes(filters.sms_types)
     names = campaign_list(filters.campaigns)
+    lake: str | os.PathLike[str] | None = None
     if isinstance(frame, str | os.PathLike):
-        frame = read_lake(frame)
+        lake = frame
+        # Learning the columns reads a footer: a damaged file is named here too, and the
+        # scan keeps what it learnt.
+        with reading_lake(lake):
+            frame = read_lake(lake)
+            frame.collect_schema()
     try:
         given = nw.from_native(frame)
     except TypeError as exc:
@@ -314,7 +325,7 @@ def _open(frame: ReportInput, report: str, needs: set[str], filters: Filters) ->
     if names is not None:
         lazy = lazy.filter(_campaign().is_in(names))
     collect = isinstance(given, nw.DataFrame) or lazy.implementation is nw.Implementation.POLARS
-    return _Rows(lazy, collect)
+    return _Rows(lazy, collect, lake)
 
 
 def _with_day(lazy: nw.LazyFrame[Any], report: str) -> nw.LazyFrame[Any]:
