@@ -77,9 +77,9 @@ def memory_section(memory: dict[str, Any]) -> list[str]:
         "the sync in a fresh interpreter each time (`benchmarks/bench_memory.py`); peak RSS "
         "is the child's `ru_maxrss`, the baseline its peak once the imports are done. A "
         "window streams: pages are decoded in batches, rows seen again are found from 8-byte "
-        "row hashes, each batch is sorted and spilled to a hidden file, and the file is "
-        "merged in ROW_ORDER into the partition's hidden temporary file (renamed, or one "
-        "upload, when complete).",
+        "row hashes, each batch is sorted and spilled to a hidden file, and at commit the "
+        "spill is copied, batches in the order they came, into the partition's hidden "
+        "temporary file (renamed, or one upload, when complete), one row group at a time.",
         "",
         "| rows | day's JSON MB | baseline MiB | peak MiB |",
         "|---:|---:|---:|---:|",

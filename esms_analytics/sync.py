@@ -16,8 +16,9 @@ all: eSMS's retention, another account's keys, a wrong base URL) is not
 stored either unless ``allow_shrink=True``: the window is reported
 ``failed`` and its old partition kept. Windows run in parallel threads that
 share the client's rate limit; a window streams (its rows are decoded in
-batches and spilled to a hidden file, duplicates found from 8-byte row hashes),
-so memory holds a batch per worker, not a window; windows are planned as they
+batches, each sorted and spilled to a hidden file, duplicates found from 8-byte
+row hashes; the file keeps the batches in the order they came), so memory holds
+a batch per worker, not a window; windows are planned as they
 are needed, so a range of decades costs no memory up front.
 
 Stopping: set ``client.stop`` (the CLI does on Ctrl-C and SIGTERM). No request

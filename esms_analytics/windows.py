@@ -41,6 +41,9 @@ DEFAULT_PASSES = 3
 #: its own pays 100 times per batch: about 1.5x the CPU in all (see BENCHMARKS.md, notes).
 DECODE_BATCH_ROWS = 50_000
 #: Row order inside a window: stable across fetches, so equal data gives equal files.
+#: A window that streams (``sync``) is sorted by it batch by batch, the batches kept in
+#: the order they came (see :class:`~esms_analytics.lake.PartitionWriter`): a window
+#: of at most one batch, the usual day, is sorted whole.
 ROW_ORDER = ("sent_at", "sms_id", "reference_id", "phone")
 #: How far a row's ``SentTime`` may lie outside the creation-time window it was fetched for.
 #: ``From``/``To`` filter on creation; a message is sent after its queueing and, for brand

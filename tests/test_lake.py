@@ -86,6 +86,22 @@ def test_layout_is_hive_partitions_without_partition_columns(sim: Simulator, lak
     assert parquet.schema_arrow.field("sent_at").type.tz == "Asia/Ho_Chi_Minh"
 
 
+def test_dictionaries_only_on_few_valued_columns_statistics_on_all(
+    sim: Simulator, lake: Lake
+) -> None:
+    synced(sim, lake, sms_types=[2])
+    key = lake.objects("sms/sms_type=*/date=*/part-0.parquet")[-1]
+    metadata = pq.ParquetFile(io.BytesIO(lake.read(key))).metadata
+    group = metadata.row_group(0)
+    chunks = [group.column(index) for index in range(metadata.num_columns)]
+    dictionary = {chunk.path_in_schema for chunk in chunks if chunk.has_dictionary_page}
+    labels = {"sms_type_label", "send_status_label", "send_result_label"}
+    assert dictionary == {"carrier", "encoding", "campaign", *labels}
+    assert all(chunk.is_stats_set for chunk in chunks)
+    # The labels still come back as Polars Enums, from the dictionaries.
+    assert lake_frame(lake).schema == LAKE_SCHEMA
+
+
 def test_duckdb_and_pyarrow_read_what_read_lake_reads(sim: Simulator, lake: Lake) -> None:
     synced(sim, lake)
     ours = lake_frame(lake)

@@ -8,6 +8,7 @@ temporary file, on disk and in a bucket.
 
 from __future__ import annotations
 
+import io
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
+from esms_analytics import lake as lake_module
 from esms_analytics import windows
 from esms_analytics.errors import AnswerError, LakeError
 from esms_analytics.lake import PartitionWriter, read_lake
@@ -88,10 +91,12 @@ def test_a_window_is_spilled_batch_by_batch_before_its_walk_ends(
     day: Simulator, lake: Lake, small_batches: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spilled: list[tuple[int, int, list[str]]] = []
+    batches: list[pl.DataFrame] = []
     real_write = PartitionWriter.write
 
     def watched(writer: PartitionWriter, frame: pl.DataFrame) -> None:
         real_write(writer, frame)
+        batches.append(frame)
         assert writer._path is not None  # the spill holds the rows, on its disk
         spilled.append((writer.rows, writer._path.stat().st_size, lake.objects("sms/*")))
 
@@ -109,8 +114,10 @@ def test_a_window_is_spilled_batch_by_batch_before_its_walk_ends(
     assert report.requests == pages
     stored = read_lake(lake.location, storage_options=lake.options).collect()
     assert stored.height == ROWS
-    # The spill's sorted runs were merged: the file is in ROW_ORDER as a whole.
-    assert stored.drop("date").equals(stored.drop("date").sort(ROW_ORDER, nulls_last=True))
+    # The documented order: each batch sorted by ROW_ORDER, the batches as they came
+    # (no merge at commit, whose memory grew with the day).
+    runs = [batch.sort(ROW_ORDER, nulls_last=True) for batch in batches]
+    assert stored.drop("date").equals(pl.concat(runs))
     assert litter(lake, small_batches) == []
 
 
@@ -203,3 +210,17 @@ def test_a_failed_window_leaves_the_old_partition_and_no_litter(
         assert [window.status for window in report.windows] == [expected]
     assert data_files(lake) == before
     assert litter(lake, small_batches) == []
+
+
+def test_a_large_window_is_written_in_full_row_groups_from_its_spill(
+    day: Simulator, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Row groups of 64 rows from spilled runs of 30 (row groups of 8): the commit
+    # regroups what it reads, it does not write the spill's groups or runs as they are.
+    monkeypatch.setattr(lake_module, "ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(lake_module, "SPILL_GROUP_ROWS", 8)
+    assert sync_day(day, lake).complete
+    (key,) = lake.objects("sms/*")
+    parquet = pq.ParquetFile(io.BytesIO(lake.read(key)))
+    sizes = [parquet.metadata.row_group(group).num_rows for group in range(parquet.num_row_groups)]
+    assert sizes == [64, 64, ROWS - 128]
