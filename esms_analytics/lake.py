@@ -187,9 +187,11 @@ def write_partition(
 class PartitionWriter:
     """Stream one window's rows into its partition file; nothing is visible before commit.
 
-    :meth:`write` sorts each batch by ``order`` and appends it to a hidden
-    spill file as its own row groups (a sorted run), so memory holds one batch,
-    never the window. :meth:`commit` copies the runs, in the order they were
+    :meth:`write` sorts each batch by ``order``. The first batch is held: a
+    window of one batch (the usual day) goes from memory to its file, as
+    :func:`write_partition` writes it. From the second batch on, every batch is
+    appended to a hidden spill file as its own row groups (a sorted run), so
+    memory holds one batch, never the window. :meth:`commit` copies the runs, in the order they were
     written, into the partition's file through :meth:`LakeStore.writer` (a
     hidden temporary file renamed, or one upload), holding one row group of
     :data:`ROW_GROUP_ROWS` rows at a time.
@@ -215,6 +217,8 @@ class PartitionWriter:
         self.rows = 0
         self._path: Path | None = None
         self._spill: pq.ParquetWriter | None = None
+        #: The first batch, until a second one comes: a one-batch window needs no spill.
+        self._held: pa.Table | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> PartitionWriter:
@@ -230,12 +234,18 @@ class PartitionWriter:
             return
         table = _to_arrow(frame.select(_FILE_COLUMNS).sort(self.order, nulls_last=True))
         with self._lock:
+            self.rows += table.num_rows
+            if self._spill is None and self._held is None:
+                self._held = table
+                return
             if self._spill is None:
                 self._path = _spill_path(self.store)
                 # Read back once, soon: fast compression over small files.
                 self._spill = pq.ParquetWriter(self._path, table.schema, compression="lz4")
+            if self._held is not None:
+                self._spill.write_table(self._held, row_group_size=SPILL_GROUP_ROWS)
+                self._held = None
             self._spill.write_table(table, row_group_size=SPILL_GROUP_ROWS)
-            self.rows += table.num_rows
 
     def commit(
         self, *, fetched_at: datetime, count_total: int, requests: int, settled: bool | None
@@ -250,7 +260,10 @@ class PartitionWriter:
                     "requests": str(requests),
                     "settled": _settled(self.day, fetched_at, settled),
                 }
-                tables = _spilled(self._path) if self._path is not None else iter(())
+                if self._path is not None:
+                    tables: Iterator[pa.Table] = _spilled(self._path)
+                else:
+                    tables = iter([self._held] if self._held is not None else [])
                 return _replace(self.store, self.sms_type, self.day, tables, facts)
             finally:
                 self._remove_spill()
@@ -262,7 +275,7 @@ class PartitionWriter:
 
     def _remove_spill(self) -> None:
         spill, path = self._spill, self._path
-        self._spill = self._path = None
+        self._spill = self._path = self._held = None
         self.rows = 0
         try:
             if spill is not None:
