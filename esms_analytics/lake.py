@@ -228,7 +228,7 @@ class PartitionWriter:
         self.discard()
 
     def write(self, frame: pl.DataFrame) -> None:
-        """Append ``frame`` (:data:`~esms_analytics.SCHEMA`) to the spill, as a sorted run."""
+        """Take ``frame`` (:data:`~esms_analytics.SCHEMA`) as a sorted run: held if first, else spilled."""
         _check_rows(frame, self.sms_type)
         if not frame.height:
             return

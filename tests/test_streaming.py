@@ -8,6 +8,7 @@ temporary file, on disk and in a bucket.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import tempfile
@@ -22,6 +23,7 @@ import pytest
 
 from esms_analytics import lake as lake_module
 from esms_analytics import windows
+from esms_analytics.client import EsmsClient
 from esms_analytics.errors import AnswerError, LakeError
 from esms_analytics.lake import PartitionWriter, read_lake
 from esms_analytics.simulator import Simulator
@@ -61,8 +63,13 @@ def small_batches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return spills
 
 
-def sync_day(sim: Simulator, lake: Lake, **options: Any) -> SyncReport:
-    with sim.client() as client:
+def sync_day(
+    sim: Simulator, lake: Lake, *, client: EsmsClient | None = None, **options: Any
+) -> SyncReport:
+    """Sync the test's day, with ``client`` if given (one the test can stop), else a new one."""
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(sim.client())
         return sync(
             lake.location,
             DAY,
@@ -183,19 +190,7 @@ def test_a_failed_window_leaves_the_old_partition_and_no_litter(
             monkeypatch.setattr(PartitionWriter, "write", stopping)
         raised: LakeError | None = None
         try:
-            report: SyncReport | None = sync(
-                lake.location,
-                DAY,
-                DAY,
-                sms_types=[2],
-                client=client,
-                progress=False,
-                now=day.clock.now(),
-                storage_options=lake.options,
-                page_size=PAGE,
-                workers=1,
-                refresh=True,
-            )
+            report: SyncReport | None = sync_day(day, lake, client=client, refresh=True)
         except LakeError as exc:
             raised, report = exc, None
     if failure == "disk full":
