@@ -68,6 +68,8 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
         "wire",
     },
     "bundle": {"codes", "errors", "plots", "registry", "render", "reports"},
+    "privacy": set(),
+    "privacy.text": set(),
     "simulator.history": set(),
     "simulator.faults": {"simulator.history"},
     "simulator.server": {"simulator.history"},

@@ -1,0 +1,1 @@
+"""Personal data in the lake and in what people forward: pseudonyms, redaction, templates."""
