@@ -53,6 +53,9 @@ def test_every_code_block_of_the_readme_runs(
     s3_server.client().create_bucket(Bucket="acme-data")  # type: ignore[attr-defined]
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    # The dlt block: loopback only, and its pipeline state in the scratch directory.
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
     # The README's dates are fixed; the simulator's history must reach back to them.
     days = (date.today() - date(2026, 10, 1)).days + 30
     with Simulator(
