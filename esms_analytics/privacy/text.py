@@ -73,7 +73,7 @@ _REDACT_RULES: Final[tuple[tuple[str, str], ...]] = (
     # Vietnamese numbers: 0 or 84 or +84, then 8-10 digits, single spaces, dots or dashes
     # between groups; service hotlines 1800/1900 as well.
     (r"(?:\(?\+84\)?|\b84|\b0)(?:[ .\-]?\d){8,10}\b", "{phone}"),
-    (r"\b1[89]00[ .\-]?\d{2,4}(?:[ .\-]?\d{2,4})?\b", "{phone}"),
+    (r"\b1[89]00[ .\-]?\d{4}(?:\d{2})?\b|\b1[89]00[ .\-]\d{2,3}[ .\-]\d{2,3}\b", "{phone}"),
     # Amounts: grouped thousands with or without a unit, plain numbers with a unit,
     # 50k / 1,5 triệu, and a currency written first.
     (rf"(?i)\d{{1,3}}(?:[.,]\d{{3}})+(?:\s?{_CURRENCY}\b)?", "{amount}"),
