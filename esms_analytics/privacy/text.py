@@ -72,11 +72,17 @@ _THOUSANDS = r"(?:nghìn|nghin|ngàn|ngan|triệu|trieu|tỷ|ty|tr|k)"
 _REDACT_RULES: Final[tuple[tuple[str, str], ...]] = (
     (r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", "{email}"),
     # Dates with a year (a birthday is personal data); day/month alone is left to template.
-    (r"(?-u:\b)\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}(?-u:\b)|(?-u:\b)\d{4}-\d{1,2}-\d{1,2}(?-u:\b)", "{date}"),
+    (
+        r"(?-u:\b)\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}(?-u:\b)|(?-u:\b)\d{4}-\d{1,2}-\d{1,2}(?-u:\b)",
+        "{date}",
+    ),
     # Vietnamese numbers: 0 or 84 or +84, then 8-10 digits, single spaces, dots or dashes
     # between groups; service hotlines 1800/1900 as well.
     (r"(?:\(?\+84\)?|(?-u:\b)84|(?-u:\b)0)(?:[ .\-]?\d){8,10}(?-u:\b)", "{phone}"),
-    (r"(?-u:\b)1[89]00[ .\-]?\d{4}(?:\d{2})?(?-u:\b)|(?-u:\b)1[89]00[ .\-]\d{2,3}[ .\-]\d{2,3}(?-u:\b)", "{phone}"),
+    (
+        r"(?-u:\b)1[89]00[ .\-]?\d{4}(?:\d{2})?(?-u:\b)|(?-u:\b)1[89]00[ .\-]\d{2,3}[ .\-]\d{2,3}(?-u:\b)",
+        "{phone}",
+    ),
     # Amounts: grouped thousands with or without a unit, plain numbers with a unit,
     # 50k / 1,5 triệu, and a currency written first.
     (rf"(?i)\d{{1,3}}(?:[.,]\d{{3}})+(?:\s?{_CURRENCY}\b)?", "{amount}"),
