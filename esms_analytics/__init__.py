@@ -44,6 +44,7 @@ if typing.TYPE_CHECKING:
         delivery_by_campaign,
         delivery_trend,
         failure_hotspots,
+        unique_recipients,
     )
     from esms_analytics.store import LakeStore, open_store
     from esms_analytics.sync import SyncReport, WindowReport, sync
@@ -66,6 +67,7 @@ _HOMES: dict[str, str] = {
             "delivery_by_campaign",
             "delivery_trend",
             "failure_hotspots",
+            "unique_recipients",
         ),
         "reports",
     ),
@@ -117,6 +119,7 @@ __all__ = [
     "read_lake",
     "reading_lake",
     "sync",
+    "unique_recipients",
 ]
 
 

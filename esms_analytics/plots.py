@@ -517,7 +517,8 @@ def plot_failure_hotspots(report: pl.DataFrame, *, subtitle: str = "") -> Figure
     The black bar on each row is the campaign's rate over every carrier: a dot far
     to its left is a carrier problem, not a campaign problem.
     """
-    title = "Failure hotspots: the worst campaign × carrier delivery rates"
+    group = report.columns[0]  # campaign, or template (failure_hotspots(by=...))
+    title = f"Failure hotspots: the worst {group} × carrier delivery rates"
     rows = report.sort("delivery_rate")
     figure = _figure(rows.height)
     if rows.height == 0:
@@ -527,7 +528,7 @@ def plot_failure_hotspots(report: pl.DataFrame, *, subtitle: str = "") -> Figure
     _dots(axes, rows, colors, hollow=[False] * rows.height)
     positions = np.arange(rows.height)[::-1]
     axes.scatter(
-        rows["campaign_delivery_rate"].to_numpy(),
+        rows[f"{group}_delivery_rate"].to_numpy(),
         positions,
         marker="|",
         s=220,
@@ -537,12 +538,12 @@ def plot_failure_hotspots(report: pl.DataFrame, *, subtitle: str = "") -> Figure
     )
     labels = [
         f"{_short(campaign)} · {carrier}"
-        for campaign, carrier in rows.select("campaign", "carrier").iter_rows()
+        for campaign, carrier in rows.select(group, "carrier").iter_rows()
     ]
     axes.set_yticks(positions, labels, fontsize=8.5, fontfamily=FONT_FAMILY)
     _fitted(
         axes,
-        [*rows["delivery_rate_low"], *rows["delivery_rate_high"], *rows["campaign_delivery_rate"]],
+        [*rows["delivery_rate_low"], *rows["delivery_rate_high"], *rows[f"{group}_delivery_rate"]],
     )
     axes.set_xlabel("delivery rate")
     _heading(figure, axes, title, subtitle, [f"{rows.height} pairs, worst at the top"])
@@ -557,7 +558,7 @@ def plot_failure_hotspots(report: pl.DataFrame, *, subtitle: str = "") -> Figure
         linestyle="",
         color="black",
         markersize=12,
-        label="campaign, all carriers",
+        label=f"{group}, all carriers",
     )
     _legend_below(figure, [campaign_mark, *carrier_handles])
     return figure

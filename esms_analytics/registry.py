@@ -149,7 +149,15 @@ def _reports() -> Any:
 FILTERS: Final = frozenset({"start", "end", "sms_types", "campaigns"})
 #: reports.DIMENSIONS, spelled out so that --help needs no import of the reports (a test
 #: holds them equal).
-DIMENSION_NAMES: Final = ("campaign", "sms_type", "carrier", "date", "week", "month")
+DIMENSION_NAMES: Final = (
+    "campaign",
+    "template",
+    "sms_type",
+    "carrier",
+    "date",
+    "week",
+    "month",
+)
 BY_DIMENSIONS_HELP: Final = f"{', '.join(DIMENSION_NAMES)}, or several, comma-separated"
 
 REPORTS: Final[dict[str, ReportSpec]] = {
@@ -214,6 +222,9 @@ REPORTS: Final[dict[str, ReportSpec]] = {
             "rates; the black mark is the campaign's rate over all carriers.",
             measures_name="HOTSPOT_MEASURES",
             options=(
+                Option(
+                    "by", "campaign or template: what is paired with the carrier", str, "campaign"
+                ),
                 Option(
                     "min_messages", "the smallest campaign x carrier volume", _whole_number, 100
                 ),

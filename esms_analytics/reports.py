@@ -75,10 +75,11 @@ ReportInput: TypeAlias = "nw.typing.IntoFrame | str | os.PathLike[str]"
 #: What a report returns: a frame of the kind it was given (see the module docstring).
 ReportFrame: TypeAlias = Any
 
-Dimension = Literal["campaign", "sms_type", "carrier", "date", "week", "month"]
+Dimension = Literal["campaign", "template", "sms_type", "carrier", "date", "week", "month"]
 #: The dimensions :func:`delivery` and :func:`cost_breakdown` break down by.
 DIMENSIONS: Final[tuple[Dimension, ...]] = (
     "campaign",
+    "template",
     "sms_type",
     "carrier",
     "date",
@@ -95,6 +96,7 @@ TREND_BY: Final[tuple[TrendBy, ...]] = ("carrier", "sms_type", "campaign")
 #: The dtype of each dimension column, on every engine.
 DIMENSION_DTYPES: Final[dict[str, nw.dtypes.DType]] = {
     "campaign": nw.String(),
+    "template": nw.String(),
     "sms_type": nw.String(),
     "carrier": nw.String(),
     "date": nw.Date(),
@@ -174,8 +176,18 @@ CARRIER_MEASURES: Final = nw.Schema(
     {n: t for n, t in CARRIER_SCHEMA_NW.items() if n not in ("carrier", "sms_type")}
 )
 HOTSPOT_MEASURES: Final = nw.Schema(
-    {n: t for n, t in HOTSPOT_SCHEMA_NW.items() if n not in ("campaign", "carrier")}
+    {
+        **{n: t for n, t in HOTSPOT_SCHEMA_NW.items() if n not in ("campaign", "carrier")},
+        # by="template" names the comparison after its dimension.
+        "template_delivery_rate": nw.Float64(),
+    }
 )
+HotspotBy = Literal["campaign", "template"]
+HOTSPOT_BY: Final[tuple[HotspotBy, ...]] = ("campaign", "template")
+RECIPIENTS_MEASURES: Final = nw.Schema({"recipients": nw.Int64(), "messages": nw.Int64()})
+#: Where a recipient is read, best first: the pseudonym of a pseudonymised lake, then the
+#: E.164 form (one person, however the number was written), then the number as stored.
+RECIPIENT_COLUMNS: Final = ("phone_token", "phone_e164", "phone")
 # The same schemas in Polars' spelling, for Polars users and tests.
 DELIVERY_SCHEMA: Final = pl.Schema({"campaign": pl.String(), **DELIVERY_MEASURES.to_polars()})
 COST_MEASURES: Final = COST_MEASURES_NW.to_polars()
@@ -307,6 +319,9 @@ def _open(frame: ReportInput, report: str, needs: set[str], filters: Filters) ->
     columns = set(lazy.columns)
     needed = needs | ({"sms_type"} if codes is not None else set())
     needed |= {"campaign"} if names is not None else set()
+    if "template" in needed and "template" not in columns:
+        lazy = _with_template(lazy, report)
+        columns = set(lazy.columns)
     missing = sorted(needed - columns)
     if not {"date", "sent_at"} & columns:
         missing.append("date (or sent_at)")
@@ -326,6 +341,26 @@ def _open(frame: ReportInput, report: str, needs: set[str], filters: Filters) ->
         lazy = lazy.filter(_campaign().is_in(names))
     collect = isinstance(given, nw.DataFrame) or lazy.implementation is nw.Implementation.POLARS
     return _Rows(lazy, collect, lake)
+
+
+def _with_template(lazy: nw.LazyFrame[Any], report: str) -> nw.LazyFrame[Any]:
+    """Give a lake written before templates its ``template``, derived from ``content``.
+
+    The template's regexes are Polars'; other engines need the column in the data.
+    """
+    if "content" not in lazy.columns:
+        return lazy  # the door names the missing column
+    if lazy.implementation is not nw.Implementation.POLARS:
+        raise ConfigError(
+            f"{report} by template needs a `template` column, which this frame lacks (a lake "
+            "written before templates); only Polars derives it from `content`: give the report "
+            "the lake's path or a Polars frame, or add the column with "
+            "esms_analytics.privacy.text.template_expr"
+        )
+    from esms_analytics.privacy.text import template_expr
+
+    native: pl.LazyFrame = lazy.to_native()
+    return nw.from_native(native.with_columns(template_expr(pl.col("content")).alias("template")))
 
 
 def _with_day(lazy: nw.LazyFrame[Any], report: str) -> nw.LazyFrame[Any]:
@@ -545,7 +580,12 @@ def _delivery(frame: ReportInput, names: list[str], filters: Filters, report: st
 
 def _needs(dimensions: Sequence[str]) -> set[str]:
     """Return the columns ``dimensions`` read (the day is checked by the door)."""
-    columns = {"sms_type": "sms_type_label", "campaign": "campaign", "carrier": "carrier"}
+    columns = {
+        "sms_type": "sms_type_label",
+        "campaign": "campaign",
+        "template": "template",
+        "carrier": "carrier",
+    }
     return {columns[name] for name in dimensions if name in columns}
 
 
@@ -792,6 +832,7 @@ HOTSPOT_AGGREGATES: Final[dict[str, Measure]] = {**OUTCOMES, "cost_failed_vnd": 
 def failure_hotspots(
     frame: ReportInput,
     *,
+    by: HotspotBy = "campaign",
     min_messages: int = 100,
     top: int | None = 20,
     start: DateLike | None = None,
@@ -799,13 +840,16 @@ def failure_hotspots(
     sms_types: SmsTypes | None = None,
     campaigns: Campaigns | None = None,
 ) -> ReportFrame:
-    """Campaign x carrier pairs with the worst delivery rates, among those with volume.
+    """Campaign (or template) x carrier pairs with the worst delivery rates, among those with volume.
 
     Pairs with fewer than ``min_messages`` messages, or no final row, are left
     out; the rest are ordered by ``delivery_rate`` (worst first), then by
     failed messages; ``top`` keeps the first pairs (None keeps all).
     ``campaign_delivery_rate`` is the campaign's rate over every carrier, for
-    comparison. Columns as :data:`HOTSPOT_SCHEMA`.
+    comparison. Columns as :data:`HOTSPOT_SCHEMA`; with ``by="template"`` the
+    first column is ``template`` and the comparison ``template_delivery_rate``
+    (a lake without a ``template`` column has it derived from ``content``, on
+    Polars only).
 
     Examples
     --------
@@ -819,26 +863,99 @@ def failure_hotspots(
     ... ).rows()
     [('Tết', 'viettel', 0.25, 0.625, 2250.0), ('Tết', 'mobifone', 1.0, 0.625, 0.0)]
     """
+    group = one_of(by, "by", HOTSPOT_BY)
     smallest = count(min_messages, "min_messages")
     keep = optional_count(top, "top")
-    needs = {"send_result", "sell_price", "campaign", "carrier"}
+    needs = {"send_result", "sell_price", group, "carrier"}
     rows = _open(frame, "failure_hotspots", needs, Filters(start, end, sms_types, campaigns))
-    grouped = _aggregate(
-        rows.lazy, [("campaign", "campaign"), ("carrier", "carrier")], HOTSPOT_AGGREGATES
-    )
-    final = nw.col("_final").sum().over("campaign")
+    grouped = _aggregate(rows.lazy, [(group, group), ("carrier", "carrier")], HOTSPOT_AGGREGATES)
+    final = nw.col("_final").sum().over(group)
     pairs = (
         with_wilson_interval(grouped)
         .with_columns(_final=nw.col("delivered") + nw.col("failed"))
         .with_columns(
-            campaign_delivery_rate=nw.when(final > 0).then(
-                nw.col("delivered").sum().over("campaign") / final
-            ),
+            **{
+                f"{group}_delivery_rate": nw.when(final > 0).then(
+                    nw.col("delivered").sum().over(group) / final
+                )
+            },
         )
         .filter((nw.col("messages") >= smallest) & ~nw.col("delivery_rate").is_null())
     )
+    schema = {
+        (group if name == "campaign" else name.replace("campaign", group)): dtype
+        for name, dtype in HOTSPOT_SCHEMA_NW.items()
+    }
     ordered = _sorted(
-        _shaped(pairs, dict(HOTSPOT_SCHEMA_NW)),
-        [("delivery_rate", False), ("failed", True), ("campaign", False), ("carrier", False)],
+        _shaped(pairs, schema),
+        [("delivery_rate", False), ("failed", True), (group, False), ("carrier", False)],
     )
     return rows.hand_back(ordered if keep is None else ordered.head(keep))
+
+
+def unique_recipients(
+    frame: ReportInput,
+    by: Dimension | Sequence[Dimension] | None = None,
+    *,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    sms_types: SmsTypes | None = None,
+    campaigns: Campaigns | None = None,
+) -> ReportFrame:
+    """Distinct recipients (and their messages), overall or by :data:`DIMENSIONS`.
+
+    A recipient is read from the first of :data:`RECIPIENT_COLUMNS` the frame
+    has: ``phone_token`` in a pseudonymised lake (one token per number, so the
+    count equals the raw lake's), else ``phone_e164`` (``0901888484`` and
+    ``84901888484`` are one person) falling back to ``phone`` where the number
+    is not Vietnamese. Rows without a number are left out. Columns: the ``by``
+    dimensions, then :data:`RECIPIENTS_MEASURES`; time dimensions first,
+    chronologically, then the most recipients. No number is ever shown.
+
+    Examples
+    --------
+    >>> from esms_analytics import decode_rows
+    >>> rows = [dict(SmsId=1, ReferenceId=f"r{i}", Campaign="A", Content="x", Phone=phone,
+    ...              SellPrice=750, SendStatus=5, SendResult=1, SmsType=2,
+    ...              SentTime="/Date(1705484048995+0700)/")
+    ...         for i, phone in enumerate(["0961234567", "84961234567", "0901234567"])]
+    >>> unique_recipients(decode_rows(rows)).rows()
+    [(2, 3)]
+    """
+    names = [] if by is None else name_list(by, "by", DIMENSIONS)
+    filters = Filters(start, end, sms_types, campaigns)
+    probe = _open(frame, "unique_recipients", set(_needs(names)), filters)
+    present = [name for name in RECIPIENT_COLUMNS if name in probe.lazy.columns]
+    if not present:
+        raise ConfigError(
+            "unique_recipients needs a phone_token, phone_e164 or phone column, which the frame "
+            "lacks; give it read_lake(...) or a frame with the lake's columns"
+        )
+    if present[0] == "phone_token":
+        key = nw.col("phone_token")
+    else:
+        key = nw.coalesce(*(nw.col(name) for name in present))
+    rows = probe.lazy.with_columns(_recipient=key).filter(~nw.col("_recipient").is_null())
+    if names:
+        rows = rows.with_columns(**{f"_raw_{name}": _raw_key(name) for name in names})
+    weeks = [f"_raw_{name}" for name in names if name == "week"]
+    if weeks:
+        rows = rows.with_columns(
+            **{f"{raw}_days_back": _days_back_to_monday(nw.col(raw)) for raw in weeks}
+        )
+    measures = [
+        nw.col("_recipient").n_unique().alias("recipients"),
+        nw.len().alias("messages"),
+    ]
+    if names:
+        labelled = rows.with_columns(_label(name, f"_raw_{name}").alias(name) for name in names)
+        result = labelled.group_by(names).agg(*measures)
+    else:
+        result = rows.select(*measures)
+    schema = {**{name: DIMENSION_DTYPES[name] for name in names}, **RECIPIENTS_MEASURES}
+    times, others = _time_first(names)
+    ordered = _sorted(
+        _shaped(result, schema),
+        [*((t, False) for t in times), ("recipients", True), *((o, False) for o in others)],
+    )
+    return probe.hand_back(ordered)

@@ -50,7 +50,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "arguments": {"codes", "errors"},
     "client": {"arguments", "codes", "errors", "wire"},
     "decode": {"codes", "errors", "wire"},
-    "reports": {"arguments", "codes", "errors", "lake"},
+    "reports": {"arguments", "codes", "errors", "lake", "privacy.text"},
     "registry": {"errors", "reports"},
     "windows": {"arguments", "client", "decode", "errors", "wire"},
     "store": {"errors"},

@@ -152,6 +152,8 @@ def test_names_in_decomposed_unicode_are_names_too() -> None:
         ("goi 0901.888.484 hoac +84 90 188 8484", "goi {phone} hoac {phone}"),
         ("(+84)901888484, 84901888484, 01628765432", "{phone}, {phone}, {phone}"),
         ("Tổng đài 1900 1234", "Tổng đài {phone}"),
+        # An OTP that begins like a hotline is a code.
+        ("Ma OTP cua ban la 190023.", "Ma OTP cua ban la {code}."),
         ("Lien he an.nguyen+sale@mail.example.com.vn.", "Lien he {email}."),
         (
             "1.500.000d, 150,000 VND, 50k, 1,5 triệu, 99K",

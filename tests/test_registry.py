@@ -56,7 +56,7 @@ def test_each_report_is_declared_once_with_its_function_options_and_plot() -> No
             assert spec.defaults[option.name] == parameters[option.name].default
         assert callable(getattr(__import__("esms_analytics.plots").plots, spec.plot))
         assert set(spec.bundle) <= {option.name for option in spec.options}
-    assert REPORTS["hotspots"].defaults == {"min_messages": 100, "top": 20}
+    assert REPORTS["hotspots"].defaults == {"by": "campaign", "min_messages": 100, "top": 20}
     assert DIMENSION_NAMES == reports.DIMENSIONS  # spelled out for a light --help
 
 

@@ -15,8 +15,11 @@ Each rule is a regular expression applied with Polars' ``str.replace_all``:
 and lazy frames (a sync page of 500 rows costs a few dozen regex passes, no
 Python per row); ``redact`` and ``template`` run the same expressions on one
 string, so the scalar and the frame forms can never disagree. The regexes are
-Rust's (the ``regex`` crate Polars uses): no look-around, ``\d`` and ``\b``
-are Unicode-aware, ``\p{Lu}`` is an upper-case letter in any script.
+Rust's (the ``regex`` crate Polars uses): no look-around, ``\d`` is
+Unicode-aware, ``\p{Lu}`` is an upper-case letter in any script; word
+boundaries are ASCII (``(?-u:\b)``), several times faster than Unicode ones,
+and a Vietnamese letter then counts as a boundary, which only widens what is
+redacted.
 
 Examples
 --------
@@ -59,8 +62,8 @@ _ALNUM = r"[A-Za-z0-9]"
 # rest around it (the regex crate has no look-ahead to say "length >= 5" otherwise).
 # Four-character mixes ("9x99", "12h", "A1B2") stay: too many are ordinary words.
 _TOKEN = (
-    rf"\b(?:{_ALNUM}{{3,}}{_MIXED}{_ALNUM}*|{_ALNUM}{{2}}{_MIXED}{_ALNUM}+"
-    rf"|{_ALNUM}{_MIXED}{_ALNUM}{{2,}}|{_MIXED}{_ALNUM}{{3,}})\b"
+    rf"(?-u:\b)(?:{_ALNUM}{{3,}}{_MIXED}{_ALNUM}*|{_ALNUM}{{2}}{_MIXED}{_ALNUM}+"
+    rf"|{_ALNUM}{_MIXED}{_ALNUM}{{2,}}|{_MIXED}{_ALNUM}{{3,}})(?-u:\b)"
 )
 _CURRENCY = r"(?:vnđ|vnd|đồng|dong|đ|d|usd)"
 _THOUSANDS = r"(?:nghìn|nghin|ngàn|ngan|triệu|trieu|tỷ|ty|tr|k)"
@@ -69,16 +72,22 @@ _THOUSANDS = r"(?:nghìn|nghin|ngàn|ngan|triệu|trieu|tỷ|ty|tr|k)"
 _REDACT_RULES: Final[tuple[tuple[str, str], ...]] = (
     (r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", "{email}"),
     # Dates with a year (a birthday is personal data); day/month alone is left to template.
-    (r"\b\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}\b|\b\d{4}-\d{1,2}-\d{1,2}\b", "{date}"),
+    (
+        r"(?-u:\b)\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}(?-u:\b)|(?-u:\b)\d{4}-\d{1,2}-\d{1,2}(?-u:\b)",
+        "{date}",
+    ),
     # Vietnamese numbers: 0 or 84 or +84, then 8-10 digits, single spaces, dots or dashes
     # between groups; service hotlines 1800/1900 as well.
-    (r"(?:\(?\+84\)?|\b84|\b0)(?:[ .\-]?\d){8,10}\b", "{phone}"),
-    (r"\b1[89]00[ .\-]?\d{2,4}(?:[ .\-]?\d{2,4})?\b", "{phone}"),
+    (r"(?:\(?\+84\)?|(?-u:\b)84|(?-u:\b)0)(?:[ .\-]?\d){8,10}(?-u:\b)", "{phone}"),
+    (
+        r"(?-u:\b)1[89]00[ .\-]?\d{4}(?:\d{2})?(?-u:\b)|(?-u:\b)1[89]00[ .\-]\d{2,3}[ .\-]\d{2,3}(?-u:\b)",
+        "{phone}",
+    ),
     # Amounts: grouped thousands with or without a unit, plain numbers with a unit,
     # 50k / 1,5 triệu, and a currency written first.
     (rf"(?i)\d{{1,3}}(?:[.,]\d{{3}})+(?:\s?{_CURRENCY}\b)?", "{amount}"),
-    (rf"(?i)\b\d+(?:[.,]\d+)?\s?(?:{_CURRENCY}|{_THOUSANDS})\b", "{amount}"),
-    (r"(?i)(?:\b(?:vnđ|vnd|usd)|\$)\s?\d+(?:[.,]\d+)*", "{amount}"),
+    (rf"(?i)(?-u:\b)\d+(?:[.,]\d+)?\s?(?:{_CURRENCY}|{_THOUSANDS})\b", "{amount}"),
+    (r"(?i)(?:(?-u:\b)(?:vnđ|vnd|usd)|\$)\s?\d+(?:[.,]\d+)*", "{amount}"),
     (_TOKEN, "{code}"),
     # Whatever digits are left in runs of four or more, even glued to a word ("mã123456").
     (r"\d{4,}", "{code}"),
@@ -101,17 +110,17 @@ _TEMPLATE_BEFORE: Final[tuple[tuple[str, str], ...]] = (
     # A capitalised name after a greeting and titles, up to punctuation or the end:
     # "Chào Nguyễn Văn An," "Kinh gui Quy khach Tran Thi B:". A title alone stays.
     (
-        rf"(?P<greet>\b{_GREETING})(?P<title>(?:\s+{_TITLE})*)\s+{_WORD}(?:\s+{_WORD}){{0,5}}"
+        rf"(?P<greet>(?-u:\b){_GREETING})(?P<title>(?:\s+{_TITLE})*)\s+{_WORD}(?:\s+{_WORD}){{0,5}}"
         r"(?P<end>\s*(?:[,!.:;]|$))",
         "${greet}${title} {name}${end}",
     ),
 )
 #: Rules that run on the redacted text.
 _TEMPLATE_AFTER: Final[tuple[tuple[str, str], ...]] = (
-    (r"\b\d{1,2}/\d{1,2}(?:/\d{2})?\b", "{date}"),
-    (r"(?i)\b(?P<day>ngày|ngay)\s+\d{1,2}\b", "${day} {date}"),
-    (r"(?i)\b\d{1,2}(?::\d{2}(?::\d{2})?|h\d{2}|h|g\d{2}|g)\b", "{time}"),
-    (r"\b\d+(?:[.,]\d+)?\b", "{n}"),
+    (r"(?-u:\b)\d{1,2}/\d{1,2}(?:/\d{2})?(?-u:\b)", "{date}"),
+    (r"(?i)(?-u:\b)(?P<day>ngày|ngay)\s+\d{1,2}(?-u:\b)", "${day} {date}"),
+    (r"(?i)(?-u:\b)\d{1,2}(?::\d{2}(?::\d{2})?|h\d{2}|h|g\d{2}|g)(?-u:\b)", "{time}"),
+    (r"(?-u:\b)\d+(?:[.,]\d+)?(?-u:\b)", "{n}"),
     (r"\s+", " "),
 )
 
