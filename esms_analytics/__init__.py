@@ -16,6 +16,7 @@ import sys
 import types
 import typing
 
+from esms_analytics._version import __version__
 from esms_analytics.errors import (
     AnswerError,
     ApiError,
@@ -50,7 +51,6 @@ if typing.TYPE_CHECKING:
     from esms_analytics.sync import SyncReport, WindowReport, sync
     from esms_analytics.windows import WindowResult, fetch_days, fetch_window
 
-__version__ = "0.1.0"
 
 #: The module each public name lives in. Names load on first use (PEP 562), so importing
 #: the package, and the command line's --help, do not wait for Polars and PyArrow.

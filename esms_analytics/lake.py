@@ -24,7 +24,8 @@ Layout (a public contract, see README "The lake"):
   (``Asia/Ho_Chi_Minh`` recorded in the Arrow schema), labels as
   dictionary-encoded strings (with their Enum categories in the Arrow field
   metadata, for Polars), row groups of :data:`ROW_GROUP_ROWS` rows; the
-  key-value metadata holds ``esms_analytics.schema_version``, ``.sms_type``,
+  key-value metadata holds ``esms_analytics.schema_version``, ``.writer_version``
+  (the package version that wrote it), ``.sms_type``,
   ``.date``, ``.fetched_at``, ``.count_total``, ``.requests`` and
   ``.settled``, so the manifest can be rebuilt from the files.
 - A window with no rows has no file (its manifest entry says ``rows: 0``).
@@ -61,6 +62,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from esms_analytics._version import __version__
 from esms_analytics.arguments import DateLike, SmsTypes, date_bounds, sms_type_codes
 from esms_analytics.codes import VN_TZ
 from esms_analytics.decode import SCHEMA
@@ -324,6 +326,7 @@ def _check_rows(frame: pl.DataFrame, sms_type: int) -> None:
 def _facts(sms_type: int, day: date, fetched_at: datetime, count_total: int) -> dict[str, str]:
     return {
         "schema_version": SCHEMA_VERSION,
+        "writer_version": __version__,
         "sms_type": str(sms_type),
         "date": day.isoformat(),
         "fetched_at": fetched_at.isoformat(),

@@ -2,7 +2,7 @@
 
 ::
 
-    _manifest.json        {"schema_version": "1", "windows": {"<type>/<day>": entry, ...}}
+    _manifest.json        {"schema_version": "1", "writer_version": "0.2.0", "windows": {"<type>/<day>": entry, ...}}
     _manifest.d/<type>_<day>.json    one entry per window recorded since the last compaction
 
 :meth:`Manifest.record` writes one small journal object per window (atomically,
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 
+from esms_analytics._version import __version__
 from esms_analytics.errors import CorruptPartitionError, LakeError
 from esms_analytics.lake import (
     MANIFEST_NAME,
@@ -279,6 +280,7 @@ class Manifest:
                 self._damaged = False
             payload = {
                 "schema_version": SCHEMA_VERSION,
+                "writer_version": __version__,
                 **({"source": self.source} if self.source else {}),
                 "windows": {key: self.entries[key].to_json() for key in sorted(self.entries)},
             }

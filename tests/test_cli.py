@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+import esms_analytics
 from esms_analytics.cli import main
 from esms_analytics.lake import lake_lock, read_lake
 from esms_analytics.reports import cost_breakdown, delivery_by_campaign
@@ -427,7 +428,7 @@ def test_module_entry_point_prints_the_version() -> None:
         text=True,
         check=True,
     )
-    assert result.stdout.startswith("esms-analytics 0.1.0")
+    assert result.stdout == f"esms-analytics {esms_analytics.__version__}\n"
 
 
 # -- lakes in object storage -------------------------------------------------------------
