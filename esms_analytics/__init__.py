@@ -16,7 +16,7 @@ import sys
 import types
 import typing
 
-from esms_analytics._version import __version__
+from esms_analytics._version import __version__ as __version__
 from esms_analytics.errors import (
     AnswerError,
     ApiError,
@@ -28,6 +28,7 @@ from esms_analytics.errors import (
     IncompleteWindowError,
     LakeError,
     LakeLockedError,
+    NewerLakeError,
     ServiceUnreachableError,
     StoppedError,
     TransportError,
@@ -94,6 +95,7 @@ __all__ = [
     "LakeError",
     "LakeInfo",
     "LakeLockedError",
+    "NewerLakeError",
     "LakeStore",
     "Page",
     "RetryPolicy",

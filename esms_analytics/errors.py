@@ -245,6 +245,31 @@ class LakeLockedError(LakeError):
         self.holder = holder
 
 
+class NewerLakeError(LakeError):
+    """The lake was written by a newer esms-analytics, with a schema this one does not know.
+
+    Reading still works (with a warning); writing (``sync``, ``sync --refresh``,
+    ``demo``) is refused before anything is written: upgrade esms-analytics.
+
+    Attributes
+    ----------
+    found : str
+        The lake's ``schema_version``.
+    known : str
+        The newest ``schema_version`` this release writes.
+    """
+
+    def __init__(self, *, lake: str, found: str, known: str, version: str):
+        super().__init__(
+            f"the lake {lake} has schema_version {found}, newer than esms-analytics {version} "
+            f"knows ({known}): nothing was written; upgrade (pip install -U esms-analytics) "
+            "to write to it",
+            lake=lake,
+        )
+        self.found = found
+        self.known = known
+
+
 class CorruptPartitionError(LakeError):
     """A partition file is unreadable; ``sync --refresh`` of its day repairs it.
 

@@ -71,6 +71,10 @@ from esms_analytics.store import LOCK_NAME, LakeLocation, LakeStore, ObjectInfo,
 
 logger = logging.getLogger("esms_analytics")
 
+#: The lake layout this release reads and writes. A lake (manifest or file) with a higher
+#: one was written by a newer release: this one reads it with a warning and refuses to
+#: write to it (:class:`~esms_analytics.errors.NewerLakeError`). See the README's
+#: "Schema version".
 SCHEMA_VERSION: Final = "1"
 DATA_DIR: Final = "sms"
 PART_NAME: Final = "part-0.parquet"
@@ -311,6 +315,35 @@ def _spill_path(store: LakeStore) -> Path:
     descriptor, name = tempfile.mkstemp(prefix=".spill-", suffix=".tmp", dir=folder)
     os.close(descriptor)
     return Path(name)
+
+
+def newer_schema(found: object) -> bool:
+    """Whether a ``schema_version`` read from a lake is newer than :data:`SCHEMA_VERSION`."""
+    try:
+        return int(str(found)) > int(SCHEMA_VERSION)
+    except ValueError:
+        return False  # absent (None) or not a number: an older or damaged lake, not a newer one
+
+
+def newer_lake_warning(store: LakeStore, found: str) -> str:
+    """The one line a reader logs for a lake newer than itself."""
+    return (
+        f"lake {store.location}: schema_version {found} is newer than esms-analytics "
+        f"{__version__} knows ({SCHEMA_VERSION}); reading it anyway, writing to it is refused: "
+        "upgrade esms-analytics"
+    )
+
+
+def _warn_if_newer(store: LakeStore) -> None:
+    """Log :func:`newer_lake_warning` when the manifest says the lake is newer (one read)."""
+    try:
+        text = store.read(MANIFEST_NAME)
+        data = json.loads(text.decode("utf-8")) if text is not None else None
+    except (OSError, ValueError):
+        return  # a missing or damaged manifest says nothing of versions
+    found = data.get("schema_version") if isinstance(data, dict) else None
+    if newer_schema(found):
+        logger.warning("%s", newer_lake_warning(store, str(found)))
 
 
 def _check_rows(frame: pl.DataFrame, sms_type: int) -> None:
@@ -768,6 +801,7 @@ def read_lake(
     first, last = date_bounds(start, end)
     codes = sms_type_codes(sms_types)
     store = open_lake(lake, create=False, storage_options=storage_options)
+    _warn_if_newer(store)
     found = lake_inventory(store, start=first, end=last, sms_types=codes)
     if found.foreign:
         logger.warning(

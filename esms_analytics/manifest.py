@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 
 from esms_analytics._version import __version__
-from esms_analytics.errors import CorruptPartitionError, LakeError
+from esms_analytics.errors import CorruptPartitionError, LakeError, NewerLakeError
 from esms_analytics.lake import (
     MANIFEST_NAME,
     QUARANTINE_DIR,
@@ -31,6 +31,8 @@ from esms_analytics.lake import (
     is_settled,
     lake_inventory,
     map_files,
+    newer_lake_warning,
+    newer_schema,
     read_footer,
 )
 from esms_analytics.store import LakeLocation, LakeStore, open_store
@@ -152,6 +154,10 @@ class Manifest:
         self.source: str | None = None
         self.problem: str | None = None
         self.rebuilt = 0
+        #: The lake's ``schema_version`` when newer than this release's (manifest or a
+        #: file rebuilt from), else None: see :meth:`refuse_if_newer`.
+        self.newer: str | None = None
+        self._versions: set[str] = set()
         self._damaged = False
         self._journal: set[str] = set()
         journal = self._read_journal()
@@ -162,6 +168,20 @@ class Manifest:
             self._merge(entry)
         if snapshot is None:
             self._rebuild_missing()
+        newer = sorted((found for found in self._versions if newer_schema(found)), key=int)
+        if newer:
+            self.newer = newer[-1]
+            logger.warning("%s", newer_lake_warning(self.store, self.newer))
+
+    def refuse_if_newer(self) -> None:
+        """Raise :class:`NewerLakeError` if a newer release wrote the lake (before writing)."""
+        if self.newer is not None:
+            raise NewerLakeError(
+                lake=str(self.store.location),
+                found=self.newer,
+                known=SCHEMA_VERSION,
+                version=__version__,
+            )
 
     @property
     def uri(self) -> str:
@@ -187,6 +207,7 @@ class Manifest:
             if source is not None and not isinstance(source, str):
                 raise ValueError(f'"source" is {json.dumps(source)[:40]}, not a JSON string')
             self.source = source
+            self._versions.add(str(data.get("schema_version")))
             entries = {}
             for key, value in data["windows"].items():
                 entry = WindowEntry.from_json(value)
@@ -223,7 +244,7 @@ class Manifest:
             for file in lake_inventory(self.store).files
             if window_key(file.sms_type, file.date) not in self.entries
         ]
-        for entry in map_files(self.store, lambda file: _entry_from_file(self.store, file), files):
+        for entry in map_files(self.store, lambda file: _entry_from_file(self.store, file, self._versions), files):
             if entry is not None:
                 self.entries[entry.key] = entry
                 self.rebuilt += 1
@@ -292,14 +313,20 @@ class Manifest:
             self.problem = None
 
 
-def _entry_from_file(store: LakeStore, file: PartitionFile) -> WindowEntry | None:
-    """Rebuild a manifest entry from a data file's footer; None when it cannot be read."""
+def _entry_from_file(
+    store: LakeStore, file: PartitionFile, versions: set[str]
+) -> WindowEntry | None:
+    """Rebuild a manifest entry from a data file's footer; None when it cannot be read.
+
+    The file's ``schema_version`` joins ``versions``.
+    """
     try:
         footer = read_footer(store, file)
     except CorruptPartitionError as exc:
         logger.warning("lake %s: cannot rebuild %s (%s)", store.location, file.key, exc.problem)
         return None
     facts = footer.facts
+    versions.add(str(facts.get("schema_version")))
     try:
         fetched_at = datetime.fromisoformat(facts["fetched_at"])
         settled_text = facts.get("settled")

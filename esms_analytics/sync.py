@@ -224,9 +224,10 @@ def sync(
     report = SyncReport()
     try:
         with lake_store.lock(), _discarded_unless_used(lake_store, fresh):
+            manifest = Manifest(lake_store)
+            manifest.refuse_if_newer()  # a newer release's lake: nothing is written
             if removed := lake_store.clear_litter():
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
-            manifest = Manifest(lake_store)
             plan = _Plan(
                 _stored(lake_store, first, last, types),
                 manifest,

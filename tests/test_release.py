@@ -52,3 +52,46 @@ def test_every_file_and_the_manifest_say_which_version_wrote_them(
         assert metadata[b"esms_analytics.schema_version"] == b"1"
     manifest = json.loads((lake / "_manifest.json").read_text("utf-8"))
     assert manifest["writer_version"] == __version__
+
+
+def _claim_newer_schema(lake: Path) -> None:
+    path = lake / "_manifest.json"
+    manifest = json.loads(path.read_text("utf-8"))
+    manifest["schema_version"] = "99"
+    path.write_text(json.dumps(manifest), "utf-8")
+
+
+def test_a_lake_newer_than_the_release_is_read_with_a_warning_and_never_written(
+    sim: Simulator, client: EsmsClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lake = tmp_path / "lake"
+    end = sim.today - timedelta(days=1)
+    sync(lake, end, end, sms_types=[2], client=client, progress=False)
+    _claim_newer_schema(lake)
+    before = {path: path.read_bytes() for path in lake.rglob("*") if path.is_file()}
+    rows = esms_analytics.read_lake(lake).collect().height
+    assert rows > 0
+    assert "schema_version 99 is newer" in caplog.text
+    with pytest.raises(esms_analytics.NewerLakeError, match="upgrade"):
+        sync(lake, end, end, sms_types=[2], client=client, progress=False, refresh=True)
+    after = {path: path.read_bytes() for path in lake.rglob("*") if path.is_file()}
+    assert after == before
+
+
+def test_the_cli_refuses_to_write_to_a_newer_lake_with_one_line_and_exit_5(
+    sim: Simulator, client: EsmsClient, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lake = tmp_path / "lake"
+    end = sim.today - timedelta(days=1)
+    sync(lake, end, end, sms_types=[2], client=client, progress=False)
+    _claim_newer_schema(lake)
+    monkeypatch.setenv("ESMS_API_KEY", sim.api_key)
+    monkeypatch.setenv("ESMS_SECRET_KEY", sim.secret_key)
+    monkeypatch.setenv("ESMS_BASE_URL", sim.base_url)
+    argv = ["sync", "--lake", str(lake), "--from", str(end), "--to", str(end), "--quiet"]
+    assert main([*argv, "--refresh"]) == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "schema_version 99" in err[0]
+    assert "nothing was written" in err[0]
