@@ -318,7 +318,7 @@ def _spill_path(store: LakeStore) -> Path:
 
 
 def newer_schema(found: object) -> bool:
-    """Whether a ``schema_version`` read from a lake is newer than :data:`SCHEMA_VERSION`."""
+    """Tell whether a ``schema_version`` read from a lake is newer than :data:`SCHEMA_VERSION`."""
     try:
         return int(str(found)) > int(SCHEMA_VERSION)
     except ValueError:
@@ -326,7 +326,7 @@ def newer_schema(found: object) -> bool:
 
 
 def newer_lake_warning(store: LakeStore, found: str) -> str:
-    """The one line a reader logs for a lake newer than itself."""
+    """Say in one line that a lake is newer than this reader (logged when it reads one)."""
     return (
         f"lake {store.location}: schema_version {found} is newer than esms-analytics "
         f"{__version__} knows ({SCHEMA_VERSION}); reading it anyway, writing to it is refused: "

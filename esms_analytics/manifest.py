@@ -244,7 +244,9 @@ class Manifest:
             for file in lake_inventory(self.store).files
             if window_key(file.sms_type, file.date) not in self.entries
         ]
-        for entry in map_files(self.store, lambda file: _entry_from_file(self.store, file, self._versions), files):
+        for entry in map_files(
+            self.store, lambda file: _entry_from_file(self.store, file, self._versions), files
+        ):
             if entry is not None:
                 self.entries[entry.key] = entry
                 self.rebuilt += 1

@@ -79,7 +79,10 @@ def test_a_lake_newer_than_the_release_is_read_with_a_warning_and_never_written(
 
 
 def test_the_cli_refuses_to_write_to_a_newer_lake_with_one_line_and_exit_5(
-    sim: Simulator, client: EsmsClient, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    sim: Simulator,
+    client: EsmsClient,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lake = tmp_path / "lake"
