@@ -53,7 +53,9 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "registry": {"errors", "reports"},
     "windows": {"arguments", "client", "decode", "errors", "wire"},
     "store": {"errors"},
-    "lake": {"arguments", "codes", "decode", "errors", "store"},
+    "tables": {"decode", "errors", "store"},
+    "tables.delta": {"tables"},
+    "lake": {"arguments", "codes", "decode", "errors", "store", "tables"},
     "manifest": {"errors", "lake", "store"},
     "check": {"codes", "errors", "lake", "manifest", "store"},
     "sync": {
@@ -64,6 +66,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
         "lake",
         "manifest",
         "store",
+        "tables",
         "windows",
         "wire",
     },
