@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -155,15 +155,15 @@ class TableFormat(abc.ABC):
 
     @abc.abstractmethod
     def version(self) -> int | None:
-        """The table's current version (Delta) or snapshot id (Iceberg); None before a commit."""
+        """Return the current version (Delta) or snapshot id (Iceberg); None before a commit."""
 
     @abc.abstractmethod
     def history(self) -> list[dict[str, Any]]:
-        """The table's commits, newest first, as the format reports them."""
+        """Return the table's commits, newest first, as the format reports them."""
 
     @abc.abstractmethod
     def partitions(self) -> set[tuple[int, date]]:
-        """The (sms_type, date) partitions that hold rows in the current version."""
+        """Return the (sms_type, date) partitions that hold rows in the current version."""
 
     @abc.abstractmethod
     def compact(self, settled_before: date) -> Compacted:
@@ -245,7 +245,7 @@ def open_table(lake: LakeLocation, table_format: str | None = None) -> TableForm
 
 
 def storage_options_for(store: LakeStore) -> dict[str, str]:
-    """The store's options as the table libraries take them (obstore's keys, which they share)."""
+    """Return the store's options for the table libraries (obstore's keys, which they share)."""
     return dict(store.storage_options or {})
 
 

@@ -60,11 +60,13 @@ class DeltaFormat(TableFormat):
         return DeltaTable(self.uri, version=version, storage_options=self._options())
 
     def exists(self) -> bool:
+        """Tell whether the table has a first commit."""
         from deltalake import DeltaTable
 
         return bool(DeltaTable.is_deltatable(self.uri, storage_options=self._options()))
 
     def commit(self, windows: Sequence[StagedWindow]) -> int:
+        """Replace the windows' partitions in one Delta commit; return the new version."""
         from deltalake import CommitProperties, write_deltalake
 
         if not windows:
@@ -95,6 +97,7 @@ class DeltaFormat(TableFormat):
         end: date | None = None,
         sms_types: Sequence[int] | None = None,
     ) -> pl.LazyFrame:
+        """Scan the table at ``version`` (default the latest), partitions pruned."""
         scan = pl.scan_delta(self.uri, version=version, storage_options=self._options())
         conditions = []
         if start is not None:
@@ -106,16 +109,19 @@ class DeltaFormat(TableFormat):
         return scan.filter(*conditions) if conditions else scan
 
     def version(self) -> int | None:
+        """Return the table's version; None before its first commit."""
         if not self.exists():
             return None
         return int(self._table().version())
 
     def history(self) -> list[dict[str, Any]]:
+        """Return the commits, newest first, with their custom metadata."""
         if not self.exists():
             return []
         return list(self._table().history())
 
     def partitions(self) -> set[tuple[int, date]]:
+        """Return the partitions holding rows, from the log's add actions."""
         if not self.exists():
             return set()
         actions = pa.table(self._table().get_add_actions(flatten=True))
@@ -128,6 +134,7 @@ class DeltaFormat(TableFormat):
         return {(int(kind), _day(day)) for kind, day, rows in found if rows}
 
     def compact(self, settled_before: date) -> Compacted:
+        """Run ``optimize.compact()`` on the days before ``settled_before``."""
         if not self.exists():
             return Compacted(0, 0, None)
         table = self._table()
@@ -141,6 +148,7 @@ class DeltaFormat(TableFormat):
         )
 
     def check(self) -> list[str]:
+        """Name each damaged commit file, then each data file the log names but is gone."""
         problems = []
         log = f"{self.folder}/{LOG_DIR}/"
         for info in self.store.list_files(log):
@@ -188,7 +196,7 @@ def _day(value: object) -> date:
 
 
 def replace_predicate(windows: Sequence[StagedWindow]) -> str:
-    """The predicate naming the partitions of ``windows``: per type, ``IN`` lists of days.
+    """Return the predicate naming the partitions of ``windows``: per type, ``IN`` lists of days.
 
     Consecutive days go into ranges (``date BETWEEN``) so a sync of years of days
     stays a short predicate; scattered days into ``IN`` lists of at most
