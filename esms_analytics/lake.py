@@ -268,6 +268,31 @@ class PartitionWriter:
             finally:
                 self._remove_spill()
 
+    def stage(self, path: Path) -> int:
+        """Write the rows to the local Parquet file ``path`` as a table's rows; their count.
+
+        For a table lake (:mod:`esms_analytics.tables`): the window waits there for
+        the sync's one commit. The spill is removed, as :meth:`commit` does.
+        """
+        from esms_analytics.tables import TABLE_SCHEMA, to_table_rows
+
+        with self._lock:
+            try:
+                if self._spill is not None:
+                    self._spill.close()
+                if self._path is not None:
+                    tables: Iterator[pa.Table] = _spilled(self._path)
+                else:
+                    tables = iter([self._held] if self._held is not None else [])
+                rows = 0
+                with pq.ParquetWriter(path, TABLE_SCHEMA, compression="lz4") as staged:
+                    for table in tables:
+                        rows += table.num_rows
+                        staged.write_table(to_table_rows(table, self.sms_type, self.day))
+                return rows
+            finally:
+                self._remove_spill()
+
     def discard(self) -> None:
         """Forget the rows written and remove the spill; safe to call again, from any thread."""
         with self._lock:
@@ -733,6 +758,7 @@ def read_lake(
     end: DateLike | None = None,
     sms_types: SmsTypes | None = None,
     storage_options: Mapping[str, str] | None = None,
+    version: int | None = None,
 ) -> pl.LazyFrame:
     """Scan the lake as one LazyFrame: the canonical schema plus the partition ``date``.
 
@@ -765,6 +791,12 @@ def read_lake(
     first, last = date_bounds(start, end)
     codes = sms_type_codes(sms_types)
     store = open_lake(lake, create=False, storage_options=storage_options)
+    table = _open_table(store, version)
+    if table is not None:
+        if not table.exists():
+            return pl.LazyFrame(schema=LAKE_SCHEMA)
+        rows = table.read(version=version, start=first, end=last, sms_types=codes)
+        return rows.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
     found = lake_inventory(store, start=first, end=last, sms_types=codes)
     if found.foreign:
         logger.warning(
@@ -786,6 +818,19 @@ def read_lake(
         storage_options=store.storage_options,
     )
     return scan.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
+
+
+def _open_table(store: LakeStore, version: int | None) -> Any:
+    """Return the lake's table (Delta, Iceberg), or None for a Hive lake (which has no versions)."""
+    from esms_analytics.tables import open_table
+
+    table = open_table(store)
+    if table is None and version is not None:
+        raise ConfigError(
+            f"the lake {store.location} is a Hive lake: it keeps no versions (version={version}); "
+            "only Delta and Iceberg lakes travel in time"
+        )
+    return table
 
 
 @contextlib.contextmanager
