@@ -23,6 +23,7 @@ with ``import esms_analytics``.
 from __future__ import annotations
 
 import abc
+import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ HIVE: Final = "hive"
 DELTA: Final = "delta"
 ICEBERG: Final = "iceberg"
 TABLE_FORMATS: Final = (HIVE, DELTA, ICEBERG)
+#: Each table format's backend, ``module:class`` (a :class:`TableFormat` taking the store).
+_BACKENDS: Final = {
+    DELTA: "esms_analytics.tables.delta:DeltaFormat",
+    ICEBERG: "esms_analytics.tables.iceberg:IcebergFormat",
+}
 #: The object naming a lake's table format; absent in a Hive lake.
 TABLE_MARKER: Final = "_table.json"
 #: The columns of a table lake, in order: :data:`esms_analytics.LAKE_SCHEMA` as Polars sees it.
@@ -231,15 +237,11 @@ def open_table(lake: LakeLocation, table_format: str | None = None) -> TableForm
     """Open the lake's table (its recorded format, or ``table_format``); None for Hive."""
     store = open_store(lake)
     name = table_format or table_format_of(store)
-    if name == DELTA:
-        from esms_analytics.tables.delta import DeltaFormat
-
-        return DeltaFormat(store)
-    if name == ICEBERG:
-        from esms_analytics.tables.iceberg import IcebergFormat  # type: ignore[import-not-found,unused-ignore]
-
-        table: TableFormat = IcebergFormat(store)
-        return table
+    if name in _BACKENDS:
+        # Backends sit above this module (they import it): found by name, imported lazily.
+        module, _, attribute = _BACKENDS[name].partition(":")
+        backend: type[TableFormat] = getattr(importlib.import_module(module), attribute)
+        return backend(store)
     check_table_format(name)
     return None
 
