@@ -103,6 +103,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
         "simulator",
         "store",
         "sync",
+        "tables",
         "windows",
     },
     "__main__": {"cli"},

@@ -170,3 +170,28 @@ def test_compact_merges_the_files_of_settled_days(sim: Simulator, tmp_path: Path
     assert done.version == table.version()
     assert_frame_equal(read_lake(lake).collect().sort(KEY), before)
     assert isinstance(pl.DataFrame(table.history()), pl.DataFrame)
+
+
+def test_the_cli_syncs_checks_and_refuses_another_format(
+    sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from esms_analytics.cli import main
+
+    monkeypatch.setenv("ESMS_API_KEY", sim.api_key)
+    monkeypatch.setenv("ESMS_SECRET_KEY", sim.secret_key)
+    lake = tmp_path / "lake"
+    sync_args = ["sync", "--lake", str(lake), "--from", str(LAST), "--to", str(LAST)]
+    sync_args += ["--base-url", sim.base_url, "--quiet", "--rate-limit", "0", "--sms-type", "2"]
+    assert main([*sync_args, "--table-format", "delta"]) == 0
+    assert main(["lake", "check", "--lake", str(lake)]) == 0
+    assert main([*sync_args, "--table-format", "hive"]) == 2
+    err = capsys.readouterr().err
+    assert "is a delta lake" in err
+    assert len(err.strip().splitlines()) == 1
+    log = lake / "delta" / "_delta_log" / "00000000000000000000.json"
+    log.write_bytes(b"{not json")
+    assert main(["lake", "check", "--lake", str(lake)]) == 5
+    assert str(log) in capsys.readouterr().out
