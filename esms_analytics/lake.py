@@ -774,6 +774,10 @@ def read_lake(
     damaged file fails the scan itself, and a scan collected inside
     :func:`reading_lake` then raises :class:`CorruptPartitionError` naming it.
 
+    A Delta or Iceberg lake (:mod:`esms_analytics.tables`) is read from its
+    table, at its latest version or at ``version`` (time travel; a Hive lake
+    has no versions and refuses one).
+
     Examples
     --------
     >>> import tempfile
@@ -795,7 +799,7 @@ def read_lake(
     if table is not None:
         if not table.exists():
             return pl.LazyFrame(schema=LAKE_SCHEMA)
-        rows = table.read(version=version, start=first, end=last, sms_types=codes)
+        rows: pl.LazyFrame = table.read(version=version, start=first, end=last, sms_types=codes)
         return rows.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
     found = lake_inventory(store, start=first, end=last, sms_types=codes)
     if found.foreign:
