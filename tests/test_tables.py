@@ -195,3 +195,18 @@ def test_the_cli_syncs_checks_and_refuses_another_format(
     log.write_bytes(b"{not json")
     assert main(["lake", "check", "--lake", str(lake)]) == 5
     assert str(log) in capsys.readouterr().out
+
+
+def test_a_second_sync_at_once_is_refused_and_commits_nothing(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    from esms_analytics.errors import LakeLockedError
+    from esms_analytics.lake import lake_lock
+
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, LAST, LAST, sms_types=[2], table_format="delta")
+    table = open_table(lake)
+    assert table is not None
+    with lake_lock(lake), pytest.raises(LakeLockedError):  # the first sync holds the lock
+        _sync(sim, lake, FIRST, LAST, sms_types=[2])
+    assert table.version() == 0
