@@ -368,6 +368,13 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         help="store a re-fetch holding under half the rows stored, or none (else the window "
         "fails and its partition is kept; default off)",
     )
+    sync.add_argument(
+        "--table-format",
+        choices=["hive", "delta", "iceberg"],
+        default=None,
+        help="a new lake's format: Hive files, or a Delta or Iceberg table committed once per "
+        "sync (default the lake's own; hive for a new lake)",
+    )
     return sync
 
 
@@ -748,6 +755,7 @@ def _sync(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             storage_options=_storage_options(args),
             allow_shrink=args.allow_shrink,
+            table_format=args.table_format,
         )
     print(report.summary())
     if signals.exit_code is not None:
@@ -848,6 +856,14 @@ def _write_frame(frame: pl.DataFrame, path: Path) -> None:
 def _lake_info(args: argparse.Namespace) -> int:
     from esms_analytics.check import check_lake, lake_info
 
+    if args.lake_command == "check" and (table := _table_problems(args)) is not None:
+        for problem in table:
+            print(f"problem: {problem}")
+        if table:
+            print(f"error: {len(table)} problems in the table of {args.lake}", file=sys.stderr)
+            return EXIT_LAKE
+        print(f"{args.lake}: the table's log and files are whole")
+        return EXIT_OK
     if args.lake_command == "check":
         check = check_lake(args.lake, storage_options=_storage_options(args))
         print(check.summary())
@@ -867,6 +883,15 @@ def _lake_info(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_LAKE
+
+
+def _table_problems(args: argparse.Namespace) -> list[str] | None:
+    """Check a Delta or Iceberg lake's table; None for a Hive lake."""
+    from esms_analytics.store import open_store
+    from esms_analytics.tables import open_table
+
+    table = open_table(open_store(args.lake, storage_options=_storage_options(args)))
+    return None if table is None else table.check()
 
 
 def _reading_the_lake(

@@ -274,6 +274,31 @@ class PartitionWriter:
             finally:
                 self._remove_spill()
 
+    def stage(self, path: Path) -> int:
+        """Write the rows to the local Parquet file ``path`` as a table's rows; their count.
+
+        For a table lake (:mod:`esms_analytics.tables`): the window waits there for
+        the sync's one commit. The spill is removed, as :meth:`commit` does.
+        """
+        from esms_analytics.tables import TABLE_SCHEMA, to_table_rows
+
+        with self._lock:
+            try:
+                if self._spill is not None:
+                    self._spill.close()
+                if self._path is not None:
+                    tables: Iterator[pa.Table] = _spilled(self._path)
+                else:
+                    tables = iter([self._held] if self._held is not None else [])
+                rows = 0
+                with pq.ParquetWriter(path, TABLE_SCHEMA, compression="lz4") as staged:
+                    for table in tables:
+                        rows += table.num_rows
+                        staged.write_table(to_table_rows(table, self.sms_type, self.day))
+                return rows
+            finally:
+                self._remove_spill()
+
     def discard(self) -> None:
         """Forget the rows written and remove the spill; safe to call again, from any thread."""
         with self._lock:
@@ -332,18 +357,6 @@ def newer_lake_warning(store: LakeStore, found: str) -> str:
         f"{__version__} knows ({SCHEMA_VERSION}); reading it anyway, writing to it is refused: "
         "upgrade esms-analytics"
     )
-
-
-def _warn_if_newer(store: LakeStore) -> None:
-    """Log :func:`newer_lake_warning` when the manifest says the lake is newer (one read)."""
-    try:
-        text = store.read(MANIFEST_NAME)
-        data = json.loads(text.decode("utf-8")) if text is not None else None
-    except (OSError, ValueError):
-        return  # a missing or damaged manifest says nothing of versions
-    found = data.get("schema_version") if isinstance(data, dict) else None
-    if newer_schema(found):
-        logger.warning("%s", newer_lake_warning(store, str(found)))
 
 
 def _check_rows(frame: pl.DataFrame, sms_type: int) -> None:
@@ -769,6 +782,7 @@ def read_lake(
     end: DateLike | None = None,
     sms_types: SmsTypes | None = None,
     storage_options: Mapping[str, str] | None = None,
+    version: int | None = None,
 ) -> pl.LazyFrame:
     """Scan the lake as one LazyFrame: the canonical schema plus the partition ``date``.
 
@@ -783,6 +797,10 @@ def read_lake(
     Nothing is read before the scan (a listing, no request per file): a
     damaged file fails the scan itself, and a scan collected inside
     :func:`reading_lake` then raises :class:`CorruptPartitionError` naming it.
+
+    A Delta or Iceberg lake (:mod:`esms_analytics.tables`) is read from its
+    table, at its latest version or at ``version`` (time travel; a Hive lake
+    has no versions and refuses one).
 
     Examples
     --------
@@ -801,7 +819,12 @@ def read_lake(
     first, last = date_bounds(start, end)
     codes = sms_type_codes(sms_types)
     store = open_lake(lake, create=False, storage_options=storage_options)
-    _warn_if_newer(store)
+    table = _open_table(store, version)
+    if table is not None:
+        if not table.exists():
+            return pl.LazyFrame(schema=LAKE_SCHEMA)
+        rows: pl.LazyFrame = table.read(version=version, start=first, end=last, sms_types=codes)
+        return rows.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
     found = lake_inventory(store, start=first, end=last, sms_types=codes)
     if found.foreign:
         logger.warning(
@@ -823,6 +846,19 @@ def read_lake(
         storage_options=store.storage_options,
     )
     return scan.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
+
+
+def _open_table(store: LakeStore, version: int | None) -> Any:
+    """Return the lake's table (Delta, Iceberg), or None for a Hive lake (which has no versions)."""
+    from esms_analytics.tables import open_table
+
+    table = open_table(store)
+    if table is None and version is not None:
+        raise ConfigError(
+            f"the lake {store.location} is a Hive lake: it keeps no versions (version={version}); "
+            "only Delta and Iceberg lakes travel in time"
+        )
+    return table
 
 
 @contextlib.contextmanager

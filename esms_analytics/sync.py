@@ -34,7 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -64,6 +68,7 @@ from esms_analytics.lake import (
 )
 from esms_analytics.manifest import Manifest, WindowEntry
 from esms_analytics.store import LakeLocation, LakeStore, open_store
+from esms_analytics.tables import StagedWindow, TableFormat, choose_table_format, open_table
 from esms_analytics.windows import DEFAULT_PASSES, ROW_ORDER, WindowStream, stream_window
 from esms_analytics.wire import MAX_PAGE_SIZE
 
@@ -168,6 +173,7 @@ def sync(
     max_passes: int = DEFAULT_PASSES,
     storage_options: Mapping[str, str] | None = None,
     allow_shrink: bool = False,
+    table_format: str | None = None,
 ) -> SyncReport:
     """Bring the lake up to date for the days ``start``..``end`` (inclusive).
 
@@ -203,6 +209,10 @@ def sync(
         Store a re-fetch even when it holds fewer than :data:`SHRINK_LIMIT` of
         the rows stored (or none); without it such a window fails, its
         partition kept.
+    table_format : ``hive``, ``delta`` or ``iceberg``, optional
+        The format of a new lake (default ``hive``); an existing lake keeps its
+        own, and another one asked for is refused. For a table, the windows
+        fetched are committed together when the sync ends (one table version).
 
     Returns
     -------
@@ -228,8 +238,11 @@ def sync(
             manifest.refuse_if_newer()  # a newer release's lake: nothing is written
             if removed := lake_store.clear_litter():
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
+            staging = Staging.open(lake_store, table_format, new=not manifest.entries)
             plan = _Plan(
-                _stored(lake_store, first, last, types),
+                staging.stored(first, last, types)
+                if staging is not None
+                else _stored(lake_store, first, last, types),
                 manifest,
                 first,
                 last,
@@ -246,8 +259,13 @@ def sync(
                 max_passes=max_passes,
                 allow_shrink=allow_shrink,
                 pages_ahead=workers,
+                staging=staging,
             )
-            report = _run(store, plan, workers=workers, progress=progress)
+            try:
+                report = _run(store, plan, workers=workers, progress=progress)
+            finally:
+                if staging is not None:  # the windows verified: one table commit
+                    staging.commit(manifest)
             if not report.stopped:  # a stopped sync leaves its journal: readers take it
                 manifest.compact()  # this sync's journal, folded into _manifest.json
     finally:
@@ -507,6 +525,8 @@ class _WindowStore:
     pages_ahead: int
     #: Set when a fatal error (credentials, unreachable service) ends the sync.
     fatal: threading.Event = field(default_factory=threading.Event)
+    #: A table lake's windows wait here for the sync's one commit (None: Hive).
+    staging: Staging | None = None
     gate: _WriteGate = field(default_factory=_WriteGate)
 
     def stopping(self) -> bool:
@@ -622,6 +642,21 @@ class _WindowStore:
         except LakeError:
             self.fatal.set()
             raise
+        if self.staging is not None:
+            try:
+                self.staging.add(result.sink.writer, entry)
+            except OSError as exc:
+                raise self._cannot_write(job, exc) from exc
+            return WindowReport(
+                job.sms_type,
+                job.day,
+                "fetched",
+                rows=rows,
+                count_total=result.count_total,
+                requests=result.requests,
+                settled=settled,
+                detail=job.reason,
+            )
         try:
             result.sink.writer.commit(
                 fetched_at=fetched_at,
@@ -642,6 +677,67 @@ class _WindowStore:
             settled=settled,
             detail=job.reason,
         )
+
+
+class Staging:
+    """A table lake's verified windows, staged as local files until the sync's one commit."""
+
+    def __init__(self, table: TableFormat):
+        self.table = table
+        self.entries: list[WindowEntry] = []
+        self.windows: list[StagedWindow] = []
+        self._folder = Path(tempfile.mkdtemp(prefix=".esms-staged-"))
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, lake: LakeStore, wanted: str | None, *, new: bool) -> Staging | None:
+        """Settle the lake's format (refusing another); a staging for a table, None for Hive."""
+        choose_table_format(lake, wanted, new=new)
+        table = open_table(lake)
+        return None if table is None else cls(table)
+
+    def stored(self, first: date, last: date, types: list[int]) -> set[tuple[int, date]]:
+        """Return the table's partitions holding rows, in the range."""
+        return {
+            (kind, day)
+            for kind, day in self.table.partitions()
+            if kind in types and first <= day <= last
+        }
+
+    def add(self, writer: PartitionWriter, entry: WindowEntry) -> None:
+        """Stage the window's rows (its spill removed); committed by :meth:`commit`."""
+        path = self._folder / f"{entry.sms_type}_{entry.date.isoformat()}.parquet"
+        rows = writer.stage(path)
+        staged = StagedWindow(
+            entry.sms_type,
+            entry.date,
+            path if rows else None,
+            rows,
+            entry.fetched_at,
+            entry.count_total,
+            entry.requests,
+            entry.settled,
+        )
+        with self._lock:
+            self.windows.append(staged)
+            self.entries.append(entry)
+
+    def commit(self, manifest: Manifest) -> None:
+        """Commit every staged window in one table transaction, then record them."""
+        try:
+            if self.windows:
+                if _COMMIT_PAUSE in os.environ:  # the fault tests kill the sync here
+                    time.sleep(float(os.environ[_COMMIT_PAUSE]))
+                version = self.table.commit(self.windows)
+                logger.info("committed %d windows as version %s", len(self.windows), version)
+                for entry in self.entries:
+                    manifest.record(entry)
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+
+#: Seconds a sync sleeps before its table commit: for the tests that kill it there.
+_COMMIT_PAUSE: Final = "ESMS_ANALYTICS_TEST_COMMIT_PAUSE"
 
 
 def _stopped(job: _Job) -> WindowReport:

@@ -1,0 +1,261 @@
+"""Table formats beside the Hive layout: one sync, one table commit.
+
+A lake's format is chosen when it is created (``sync --table-format``) and
+recorded in the lake's root, in ``_table.json`` (``{"format": "delta"}``); a lake without it
+is a Hive lake (:mod:`esms_analytics.lake`), the default. A table lake keeps
+everything else a Hive lake has (``_manifest.json`` and its journal, the
+lock, ``_quarantine/``): only the rows live elsewhere, in a table under the
+lake's folder (``delta/`` for Delta, ``iceberg/`` for Iceberg), partitioned by
+``sms_type`` and ``date`` with the columns of :data:`TABLE_SCHEMA`.
+
+The sync verifies each window as for Hive and *stages* it
+(:class:`StagedWindow`: a hidden local Parquet file of the window's rows);
+when the sync ends, :meth:`TableFormat.commit` replaces the partitions of all
+staged windows, the empty ones included, in one table transaction: a reader
+sees the whole sync or none of it, and every earlier version stays readable
+(:meth:`TableFormat.read` with ``version``).
+
+This package imports only the floors below :mod:`esms_analytics.lake`; the
+backends import ``deltalake`` and ``pyiceberg`` when a table is opened, never
+with ``import esms_analytics``.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import polars as pl
+import pyarrow as pa
+
+from esms_analytics.decode import SCHEMA
+from esms_analytics.errors import ConfigError, LakeError
+from esms_analytics.store import LakeLocation, LakeStore, open_store
+
+HIVE: Final = "hive"
+DELTA: Final = "delta"
+ICEBERG: Final = "iceberg"
+TABLE_FORMATS: Final = (HIVE, DELTA, ICEBERG)
+#: Each table format's backend, ``module:class`` (a :class:`TableFormat` taking the store).
+_BACKENDS: Final = {
+    DELTA: "esms_analytics.tables.delta:DeltaFormat",
+    ICEBERG: "esms_analytics.tables.iceberg:IcebergFormat",
+}
+#: The object naming a lake's table format; absent in a Hive lake.
+TABLE_MARKER: Final = "_table.json"
+#: The columns of a table lake, in order: :data:`esms_analytics.LAKE_SCHEMA` as Polars sees it.
+POLARS_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date()})
+PARTITION_COLUMNS: Final = ("sms_type", "date")
+
+
+def _arrow_type(kind: pa.DataType) -> pa.DataType:
+    # Tables have no dictionary type and store instants in UTC: labels are plain strings
+    # (read back as their Enums), times are microseconds in UTC (read back in Vietnam's zone).
+    if (
+        pa.types.is_dictionary(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+    ):
+        return pa.string()
+    if pa.types.is_timestamp(kind):
+        return pa.timestamp("us", tz="UTC")
+    return kind
+
+
+#: The Arrow schema of a table's rows: the lake's columns, strings plain, times in UTC.
+TABLE_SCHEMA: Final = pa.schema(
+    [
+        pa.field(field.name, _arrow_type(field.type))
+        for field in pl.DataFrame(schema=POLARS_SCHEMA).to_arrow().schema
+    ]
+)
+
+
+def to_table_rows(rows: pa.Table, sms_type: int, day: date) -> pa.Table:
+    """Return a partition file's rows (its columns, no ``sms_type``) as :data:`TABLE_SCHEMA`."""
+    count = rows.num_rows
+    columns = {name: rows.column(name) for name in rows.column_names}
+    columns["sms_type"] = pa.array([sms_type] * count, pa.int16())
+    columns["date"] = pa.array([day] * count, pa.date32())
+    return pa.table(
+        [columns[field.name].cast(field.type) for field in TABLE_SCHEMA], schema=TABLE_SCHEMA
+    )
+
+
+@dataclass(frozen=True)
+class StagedWindow:
+    """One verified window, waiting for the sync's commit.
+
+    ``path`` is a local Parquet file of :data:`TABLE_SCHEMA` rows (None for a
+    window with no rows, whose partition the commit empties); the facts are
+    the manifest entry's.
+    """
+
+    sms_type: int
+    date: date
+    path: Path | None
+    rows: int
+    fetched_at: datetime
+    count_total: int
+    requests: int
+    settled: bool
+
+
+@dataclass(frozen=True)
+class Compacted:
+    """What :meth:`TableFormat.compact` did."""
+
+    files_removed: int
+    files_added: int
+    version: int | None
+
+
+class TableFormat(abc.ABC):
+    """A lake's rows as one table: committed a sync at a time, read at any version."""
+
+    #: ``delta`` or ``iceberg``.
+    name: ClassVar[str]
+    #: The table's folder under the lake's root.
+    folder: ClassVar[str]
+
+    def __init__(self, store: LakeStore):
+        self.store = store
+
+    @property
+    def uri(self) -> str:
+        """The table's location: a local path or an object-store URL."""
+        return self.store.uri(self.folder)
+
+    @abc.abstractmethod
+    def exists(self) -> bool:
+        """Tell whether the table has had its first commit."""
+
+    @abc.abstractmethod
+    def commit(self, windows: Sequence[StagedWindow]) -> int:
+        """Replace the partitions of ``windows`` (empty ones too) in one transaction.
+
+        Creates the table at its first commit. Returns the new version. A
+        failure or a kill at any point leaves the table at its previous version.
+        """
+
+    @abc.abstractmethod
+    def read(
+        self,
+        *,
+        version: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        sms_types: Sequence[int] | None = None,
+    ) -> pl.LazyFrame:
+        """Scan the table (the latest version, or ``version``) as :data:`POLARS_SCHEMA`.
+
+        The caller casts to :data:`esms_analytics.LAKE_SCHEMA`; ``start``,
+        ``end`` and ``sms_types`` prune partitions.
+        """
+
+    @abc.abstractmethod
+    def version(self) -> int | None:
+        """Return the current version (Delta) or snapshot id (Iceberg); None before a commit."""
+
+    @abc.abstractmethod
+    def history(self) -> list[dict[str, Any]]:
+        """Return the table's commits, newest first, as the format reports them."""
+
+    @abc.abstractmethod
+    def partitions(self) -> set[tuple[int, date]]:
+        """Return the (sms_type, date) partitions that hold rows in the current version."""
+
+    @abc.abstractmethod
+    def compact(self, settled_before: date) -> Compacted:
+        """Rewrite the small files of the days before ``settled_before`` into fewer."""
+
+    @abc.abstractmethod
+    def check(self) -> list[str]:
+        """Problems found reading the table's metadata and files, one line each; [] if sound."""
+
+
+def table_format_of(lake: LakeLocation) -> str:
+    """Return the lake's recorded table format: ``hive`` when nothing is recorded."""
+    store = open_store(lake)
+    try:
+        text = store.read(TABLE_MARKER)
+    except IsADirectoryError:
+        text = b"{}"
+    if text is None:
+        return HIVE
+    try:
+        recorded = json.loads(text.decode("utf-8")).get("format")
+    except (ValueError, AttributeError):
+        recorded = None
+    if recorded not in TABLE_FORMATS:
+        raise LakeError(
+            f"{store.uri(TABLE_MARKER)} does not name a table format ({', '.join(TABLE_FORMATS)}):"
+            " restore it, or remove it if the lake is a Hive lake",
+            lake=store.location,
+        )
+    return str(recorded)
+
+
+def check_table_format(name: str) -> str:
+    """Return ``name`` if it is a table format, else raise :class:`ConfigError`."""
+    if name not in TABLE_FORMATS:
+        raise ConfigError(f"unknown table format {name!r}: give one of {', '.join(TABLE_FORMATS)}")
+    return name
+
+
+def choose_table_format(lake: LakeLocation, wanted: str | None, *, new: bool) -> str:
+    """Settle the format of a sync: the lake's own, or ``wanted`` for a new lake (recorded).
+
+    A lake that already holds data (``new`` false) keeps its format: another one
+    asked for is refused. Call it holding the lake's lock.
+    """
+    store = open_store(lake)
+    recorded = table_format_of(store)
+    if wanted is None:
+        return recorded
+    check_table_format(wanted)
+    if wanted == recorded:
+        return recorded
+    if not new or recorded != HIVE:
+        raise ConfigError(
+            f"the lake {store.location} is a {recorded} lake; it cannot be synced as "
+            f"{wanted} (a lake's format is chosen when it is created): give --table-format "
+            f"{recorded}, or another --lake"
+        )
+    if wanted != HIVE:
+        store.write(TABLE_MARKER, json.dumps({"format": wanted}).encode("utf-8"))
+    return wanted
+
+
+def open_table(lake: LakeLocation, table_format: str | None = None) -> TableFormat | None:
+    """Open the lake's table (its recorded format, or ``table_format``); None for Hive."""
+    store = open_store(lake)
+    name = table_format or table_format_of(store)
+    if name in _BACKENDS:
+        # Backends sit above this module (they import it): found by name, imported lazily.
+        module, _, attribute = _BACKENDS[name].partition(":")
+        backend: type[TableFormat] = getattr(importlib.import_module(module), attribute)
+        return backend(store)
+    check_table_format(name)
+    return None
+
+
+def storage_options_for(store: LakeStore) -> dict[str, str]:
+    """Return the store's options for the table libraries (obstore's keys, which they share)."""
+    return dict(store.storage_options or {})
+
+
+def new_lake(lake: LakeLocation) -> bool:
+    """Tell whether ``lake`` holds no manifest and no table yet (a sync would create it)."""
+    store = open_store(lake)
+    return (
+        store.head("_manifest.json") is None
+        and store.head(TABLE_MARKER) is None
+        and not (store.list_dirs("sms/"))
+    )

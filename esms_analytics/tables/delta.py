@@ -1,0 +1,237 @@
+"""Delta Lake tables through ``deltalake`` (delta-rs): ``<lake>/delta/``.
+
+One sync is one ``write_deltalake(mode="overwrite", predicate=...)``: the
+predicate names every staged window's partition (``sms_type = t AND date IN
+(...)`` per type, in batches of days), so the commit removes their old files
+and adds the new ones in one log entry. A commit is the atomic creation of
+``_delta_log/<version>.json``: a process killed before it leaves only files no
+log entry names (invisible to readers, removed by ``vacuum``).
+
+In a bucket the lake's lock already serialises the writers, so delta-rs is
+told so (``AWS_S3_ALLOW_UNSAFE_RENAME``) unless the options name a locking
+provider or conditional puts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
+from itertools import groupby
+from typing import Any, ClassVar, Final
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from esms_analytics.tables import (
+    DELTA,
+    PARTITION_COLUMNS,
+    TABLE_SCHEMA,
+    Compacted,
+    StagedWindow,
+    TableFormat,
+    storage_options_for,
+)
+
+#: Days named by one ``IN`` list of the predicate.
+PREDICATE_DAYS: Final = 500
+LOG_DIR: Final = "_delta_log"
+
+
+class DeltaFormat(TableFormat):
+    """A lake's rows as a Delta table in ``<lake>/delta/``."""
+
+    name: ClassVar[str] = DELTA
+    folder: ClassVar[str] = "delta"
+
+    def _options(self) -> dict[str, str] | None:
+        options = storage_options_for(self.store)
+        if self.store.is_local:
+            return options or None
+        keys = {key.lower() for key in options}
+        if not keys & {"aws_s3_locking_provider", "aws_conditional_put", "conditional_put"}:
+            options["AWS_S3_ALLOW_UNSAFE_RENAME"] = "true"  # the lake's lock serialises writers
+        return options
+
+    def _table(self, version: int | None = None) -> Any:
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.uri, version=version, storage_options=self._options())
+
+    def exists(self) -> bool:
+        """Tell whether the table has a first commit."""
+        from deltalake import DeltaTable
+
+        return bool(DeltaTable.is_deltatable(self.uri, storage_options=self._options()))
+
+    def commit(self, windows: Sequence[StagedWindow]) -> int:
+        """Replace the windows' partitions in one Delta commit; return the new version."""
+        from deltalake import CommitProperties, write_deltalake
+
+        if not windows:
+            version = self.version()
+            return -1 if version is None else version
+        paths = [str(window.path) for window in windows if window.path is not None]
+        reader = pa.RecordBatchReader.from_batches(TABLE_SCHEMA, _batches(paths))
+        facts = {
+            "esms_analytics.windows": str(len(windows)),
+            "esms_analytics.rows": str(sum(window.rows for window in windows)),
+        }
+        write_deltalake(
+            self.uri,
+            reader,
+            mode="overwrite",
+            predicate=replace_predicate(windows),
+            partition_by=list(PARTITION_COLUMNS),
+            storage_options=self._options(),
+            commit_properties=CommitProperties(custom_metadata=facts),
+        )
+        return int(self._table().version())
+
+    def read(
+        self,
+        *,
+        version: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        sms_types: Sequence[int] | None = None,
+    ) -> pl.LazyFrame:
+        """Scan the table at ``version`` (default the latest), partitions pruned."""
+        scan = pl.scan_delta(self.uri, version=version, storage_options=self._options())
+        conditions = []
+        if start is not None:
+            conditions.append(pl.col("date") >= start)
+        if end is not None:
+            conditions.append(pl.col("date") <= end)
+        if sms_types is not None:
+            conditions.append(pl.col("sms_type").is_in(list(sms_types)))
+        return scan.filter(*conditions) if conditions else scan
+
+    def version(self) -> int | None:
+        """Return the table's version; None before its first commit."""
+        if not self.exists():
+            return None
+        return int(self._table().version())
+
+    def history(self) -> list[dict[str, Any]]:
+        """Return the commits, newest first, with their custom metadata."""
+        if not self.exists():
+            return []
+        return list(self._table().history())
+
+    def partitions(self) -> set[tuple[int, date]]:
+        """Return the partitions holding rows, from the log's add actions."""
+        if not self.exists():
+            return set()
+        actions = pa.table(self._table().get_add_actions(flatten=True))
+        found = zip(
+            actions.column("partition.sms_type").to_pylist(),
+            actions.column("partition.date").to_pylist(),
+            actions.column("num_records").to_pylist(),
+            strict=True,
+        )
+        return {(int(kind), _day(day)) for kind, day, rows in found if rows}
+
+    def compact(self, settled_before: date) -> Compacted:
+        """Run ``optimize.compact()`` on the days before ``settled_before``."""
+        if not self.exists():
+            return Compacted(0, 0, None)
+        table = self._table()
+        metrics = table.optimize.compact(
+            partition_filters=[("date", "<", settled_before.isoformat())]
+        )
+        return Compacted(
+            int(metrics.get("numFilesRemoved", 0)),
+            int(metrics.get("numFilesAdded", 0)),
+            int(table.version()),
+        )
+
+    def check(self) -> list[str]:
+        """Name each damaged commit file, then each data file the log names but is gone."""
+        problems = []
+        log = f"{self.folder}/{LOG_DIR}/"
+        for info in self.store.list_files(log):
+            if not info.key.endswith(".json"):
+                continue
+            text = self.store.read(info.key) or b""
+            try:
+                for line in text.decode("utf-8").splitlines():
+                    if line.strip():
+                        json.loads(line)
+            except ValueError as exc:
+                problems.append(
+                    f"damaged commit file {self.store.uri(info.key)} ({str(exc)[:120]}): "
+                    "the table cannot be read past it; restore it from a backup"
+                )
+        if problems:
+            return problems
+        try:
+            table = self._table() if self.exists() else None
+        except Exception as exc:  # delta-rs raises its own error kinds
+            return [
+                f"the Delta table {self.uri} cannot be opened: {str(exc).splitlines()[0][:200]}"
+            ]
+        if table is None:
+            return []
+        for path in table.file_uris():
+            key = path.removeprefix(self.store.uri(""))
+            key = key.lstrip("/")
+            if self.store.head(key) is None:
+                problems.append(f"the Delta table {self.uri} names a missing data file {path}")
+        return problems
+
+
+def _batches(paths: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    """Yield the staged files' rows a row group at a time, as :data:`TABLE_SCHEMA`."""
+    for path in paths:
+        with pq.ParquetFile(path) as file:
+            for group in range(file.num_row_groups):
+                table = file.read_row_group(group).select(TABLE_SCHEMA.names).cast(TABLE_SCHEMA)
+                yield from table.to_batches()
+
+
+def _day(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def replace_predicate(windows: Sequence[StagedWindow]) -> str:
+    """Return the predicate naming the partitions of ``windows``: per type, ``IN`` lists of days.
+
+    Consecutive days go into ranges (``date BETWEEN``) so a sync of years of days
+    stays a short predicate; scattered days into ``IN`` lists of at most
+    :data:`PREDICATE_DAYS`.
+    """
+    terms = []
+    keys = sorted({(window.sms_type, window.date) for window in windows})
+    for sms_type, group in groupby(keys, key=lambda key: key[0]):
+        days = [day for _, day in group]
+        singles: list[date] = []
+        for first, last in _runs(days):
+            if (last - first).days >= 2:
+                terms.append(
+                    f"(sms_type = {int(sms_type)} AND date >= '{first.isoformat()}' "
+                    f"AND date <= '{last.isoformat()}')"
+                )
+            else:
+                singles.extend(first + timedelta(days=n) for n in range((last - first).days + 1))
+        for start in range(0, len(singles), PREDICATE_DAYS):
+            listed = ", ".join(
+                f"'{day.isoformat()}'" for day in singles[start : start + PREDICATE_DAYS]
+            )
+            terms.append(f"(sms_type = {int(sms_type)} AND date IN ({listed}))")
+    return " OR ".join(terms)
+
+
+def _runs(days: Sequence[date]) -> Iterator[tuple[date, date]]:
+    """Group sorted ``days`` into runs of consecutive days: (first, last) each."""
+    if not days:
+        return
+    first = last = days[0]
+    for day in days[1:]:
+        if day == last + timedelta(days=1):
+            last = day
+            continue
+        yield first, last
+        first = last = day
+    yield first, last

@@ -1,0 +1,212 @@
+"""Delta lakes: one sync, one commit; time travel; the format kept; kills and damage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+import requests
+from polars.testing import assert_frame_equal
+
+from esms_analytics import ConfigError
+from esms_analytics.lake import LAKE_SCHEMA, read_lake
+from esms_analytics.simulator import Simulator
+from esms_analytics.sync import sync
+from esms_analytics.tables import open_table, table_format_of
+from tests.conftest import NOW
+from tests.s3 import S3Server, free_port
+
+KEY = ["sms_type", "date", "sms_id", "reference_id", "sent_at"]
+FIRST, LAST = NOW.date() - timedelta(days=6), NOW.date() - timedelta(days=1)
+
+
+def _sync(sim: Simulator, lake: str, first: date, last: date, **options: object) -> object:
+    with sim.client() as client:
+        return sync(lake, first, last, client=client, progress=False, now=NOW, **options)  # type: ignore[arg-type]
+
+
+def test_a_delta_sync_is_one_commit_with_the_hive_rows(sim: Simulator, tmp_path: Path) -> None:
+    hive, delta = str(tmp_path / "hive"), str(tmp_path / "delta")
+    _sync(sim, hive, FIRST, LAST, sms_types=[2, 8])
+    report = _sync(sim, delta, FIRST, LAST, sms_types=[2, 8], table_format="delta")
+    assert report.complete  # type: ignore[attr-defined]
+    assert table_format_of(delta) == "delta"
+    assert table_format_of(hive) == "hive"
+    table = open_table(delta)
+    assert table is not None
+    assert table.version() == 0
+    rows = read_lake(delta).collect().sort(KEY)
+    assert rows.schema == LAKE_SCHEMA
+    assert rows.height > 0
+    assert_frame_equal(rows, read_lake(hive).collect().sort(KEY))
+    assert read_lake(delta, sms_types=[8], start=LAST).collect()["sms_type"].unique().to_list() == [
+        8
+    ]
+    # The unsettled days come again in the next sync: one more version, the first kept.
+    _sync(sim, delta, FIRST, LAST, sms_types=[2, 8])
+    assert table.version() == 1
+    assert_frame_equal(read_lake(delta, version=0).collect().sort(KEY), rows)
+    assert len(table.history()) == 2
+
+
+def test_a_lake_keeps_its_format(sim: Simulator, tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, LAST, LAST, sms_types=[2])
+    with pytest.raises(ConfigError, match="is a hive lake"):
+        _sync(sim, lake, LAST, LAST, sms_types=[2], table_format="delta")
+    with pytest.raises(ConfigError, match="Hive lake"):
+        read_lake(lake, version=0)
+    assert table_format_of(lake) == "hive"
+
+
+@pytest.fixture(scope="module")
+def s3_process() -> Iterator[S3Server]:
+    """A moto server in its own process: delta-rs holds the GIL while it waits on S3."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield S3Server(server=None, port=port, access_key="test", secret_key="test")  # type: ignore[arg-type]
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_delta_lake_in_a_bucket(sim: Simulator, s3_process: S3Server) -> None:
+    s3_bucket = s3_process.new_bucket()
+    s3_server = s3_process
+    options = s3_server.storage_options()
+    lake = f"s3://{s3_bucket}/lake"
+    _sync(sim, lake, FIRST, LAST, sms_types=[2], table_format="delta", storage_options=options)
+    rows = read_lake(lake, storage_options=options).collect()
+    assert rows.height > 0
+    assert rows.schema == LAKE_SCHEMA
+    assert any(
+        key.startswith("lake/delta/_delta_log/") for key in s3_server.keys(s3_bucket, "lake/")
+    )
+
+
+_CHILD = """
+import sys
+from datetime import date
+from esms_analytics.simulator import Simulator
+from esms_analytics.sync import sync
+from tests.conftest import NOW
+with Simulator(now=NOW, days=20, daily_volume=60, seed=11) as sim, sim.client() as client:
+    print("ready", flush=True)
+    sync(sys.argv[1], date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3]),
+         sms_types=[2], client=client, progress=False, now=NOW, refresh=True)
+"""
+
+
+# Killed while it fetches and stages, and while asleep just before its commit.
+@pytest.mark.parametrize("pause", ["0", "3"])
+def test_a_sync_killed_before_its_commit_leaves_the_last_version(
+    sim: Simulator, tmp_path: Path, pause: str
+) -> None:
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, FIRST, LAST, sms_types=[2], table_format="delta")
+    before = read_lake(lake).collect().sort(KEY)
+    env = {**os.environ, "ESMS_ANALYTICS_TEST_COMMIT_PAUSE": "30", "PYTHONPATH": os.getcwd()}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, lake, str(FIRST - timedelta(days=3)), str(LAST)],
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == b"ready"
+    time.sleep(float(pause))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    table = open_table(lake)
+    assert table is not None
+    assert table.version() == 0
+    assert_frame_equal(read_lake(lake).collect().sort(KEY), before)
+    # The next sync takes the lock the dead one held, and commits.
+    _sync(sim, lake, FIRST - timedelta(days=3), LAST, sms_types=[2])
+    assert table.version() == 1
+    assert read_lake(lake).collect().height > before.height
+
+
+def test_lake_check_names_a_damaged_commit_file(sim: Simulator, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    _sync(sim, str(lake), LAST, LAST, sms_types=[2], table_format="delta")
+    table = open_table(str(lake))
+    assert table is not None
+    assert table.check() == []
+    log = lake / "delta" / "_delta_log" / "00000000000000000000.json"
+    log.write_bytes(log.read_bytes()[:40])
+    problems = table.check()
+    assert len(problems) == 1
+    assert str(log) in problems[0]
+
+
+def test_compact_merges_the_files_of_settled_days(sim: Simulator, tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, FIRST, FIRST, sms_types=[2], table_format="delta")
+    _sync(sim, lake, FIRST, FIRST, sms_types=[2], refresh=True)
+    table = open_table(lake)
+    assert table is not None
+    before = read_lake(lake).collect().sort(KEY)
+    done = table.compact(NOW.date())
+    assert done.version == table.version()
+    assert_frame_equal(read_lake(lake).collect().sort(KEY), before)
+    assert isinstance(pl.DataFrame(table.history()), pl.DataFrame)
+
+
+def test_the_cli_syncs_checks_and_refuses_another_format(
+    sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from esms_analytics.cli import main
+
+    monkeypatch.setenv("ESMS_API_KEY", sim.api_key)
+    monkeypatch.setenv("ESMS_SECRET_KEY", sim.secret_key)
+    lake = tmp_path / "lake"
+    sync_args = ["sync", "--lake", str(lake), "--from", str(LAST), "--to", str(LAST)]
+    sync_args += ["--base-url", sim.base_url, "--quiet", "--rate-limit", "0", "--sms-type", "2"]
+    assert main([*sync_args, "--table-format", "delta"]) == 0
+    assert main(["lake", "check", "--lake", str(lake)]) == 0
+    assert main([*sync_args, "--table-format", "hive"]) == 2
+    err = capsys.readouterr().err
+    assert "is a delta lake" in err
+    assert len(err.strip().splitlines()) == 1
+    log = lake / "delta" / "_delta_log" / "00000000000000000000.json"
+    log.write_bytes(b"{not json")
+    assert main(["lake", "check", "--lake", str(lake)]) == 5
+    assert str(log) in capsys.readouterr().out
+
+
+def test_a_second_sync_at_once_is_refused_and_commits_nothing(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    from esms_analytics.errors import LakeLockedError
+    from esms_analytics.lake import lake_lock
+
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, LAST, LAST, sms_types=[2], table_format="delta")
+    table = open_table(lake)
+    assert table is not None
+    with lake_lock(lake), pytest.raises(LakeLockedError):  # the first sync holds the lock
+        _sync(sim, lake, FIRST, LAST, sms_types=[2])
+    assert table.version() == 0
