@@ -819,13 +819,15 @@ def read_lake(
     first, last = date_bounds(start, end)
     codes = sms_type_codes(sms_types)
     store = open_lake(lake, create=False, storage_options=storage_options)
-    table = _open_table(store, version)
+    # A Hive lake's listing finds its files: only a lake without any asks for its table
+    # marker (one request a Hive report would otherwise pay on every read).
+    found = lake_inventory(store, start=first, end=last, sms_types=codes)
+    table = _open_table(store, version) if version is not None or not found.files else None
     if table is not None:
         if not table.exists():
             return pl.LazyFrame(schema=LAKE_SCHEMA)
         rows: pl.LazyFrame = table.read(version=version, start=first, end=last, sms_types=codes)
         return rows.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
-    found = lake_inventory(store, start=first, end=last, sms_types=codes)
     if found.foreign:
         logger.warning(
             "lake %s: %d objects in the partitions are not data and are not read (%s); "
