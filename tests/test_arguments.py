@@ -154,7 +154,7 @@ FAILURES: list[tuple[str, Callable[[Path], object], type[EsmsError], list[str]]]
         "cost by a dimension it has not",
         lambda lake: cost_breakdown(lake, by=["carrier", "planet"]),  # type: ignore[list-item]
         ConfigError,
-        ["by has 'planet'", "campaign, sms_type, carrier, date, week or month"],
+        ["by has 'planet'", "campaign, template, sms_type, carrier, date, week or month"],
     ),
     ("a dimension twice", lambda lake: delivery(lake, by=["date", "date"]), ConfigError, ["twice"]),
     (
