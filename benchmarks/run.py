@@ -19,6 +19,7 @@ from benchmarks import (
     bench_files,
     bench_memory,
     bench_reports,
+    bench_requests,
     bench_store,
     bench_sync,
 )
@@ -43,6 +44,7 @@ FULL = {
     # A year, not the three: the manifest is rewritten after every window, so a
     # three-year first sync takes 13 minutes or more today (--first-sync-days 1095).
     "first_sync_days": 365,
+    "request_days": 1095,
 }
 QUICK = {
     "decode_rows": 2_000,
@@ -60,6 +62,7 @@ QUICK = {
     "file_spans": (2, 4, 6),
     "file_rows": 5,
     "first_sync_days": 3,
+    "request_days": 10,
 }
 
 
@@ -147,6 +150,7 @@ def write_report(
     lines += store_section(results["store"])
     lines += bench_files.files_section(results["files"])
     lines += first_sync_section(results["first_sync"])
+    lines += bench_requests.requests_section(results["requests"])
     notes = ROOT / "benchmarks" / "NOTES.md"
     if notes.exists() and output == ROOT / "BENCHMARKS.md":
         lines += [notes.read_text("utf-8")]
@@ -408,6 +412,8 @@ def main() -> None:
     print("files done", flush=True)
     results["first_sync"] = bench_sync.run_first_sync(sizes["first_sync_days"])
     print("first sync done", flush=True)
+    results["requests"] = bench_requests.run(sizes["request_days"])
+    print("requests done", flush=True)
     write_report(results, sizes, time.monotonic() - began, args.output)
     print(f"wrote {args.output}")
 

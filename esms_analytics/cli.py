@@ -370,10 +370,16 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
     )
     sync.add_argument(
         "--table-format",
-        choices=["hive", "delta", "iceberg"],
+        choices=["hive", "delta"],
         default=None,
-        help="a new lake's format: Hive files, or a Delta or Iceberg table committed once per "
-        "sync (default the lake's own; hive for a new lake)",
+        help="a new lake's format: Hive files, or a Delta table committed once per sync "
+        "(default the lake's own; hive for a new lake)",
+    )
+    sync.add_argument(
+        "--no-probes",
+        action="store_true",
+        help="ask every (type, day) on its own instead of finding empty months first with "
+        "one wide request each (default off)",
     )
     return sync
 
@@ -756,6 +762,7 @@ def _sync(args: argparse.Namespace) -> int:
             storage_options=_storage_options(args),
             allow_shrink=args.allow_shrink,
             table_format=args.table_format,
+            probes=not args.no_probes,
         )
     print(report.summary())
     if signals.exit_code is not None:

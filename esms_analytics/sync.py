@@ -32,6 +32,7 @@ the whole sync the same way and are raised.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
@@ -41,7 +42,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
@@ -67,6 +68,7 @@ from esms_analytics.lake import (
     partition_key,
 )
 from esms_analytics.manifest import Manifest, WindowEntry
+from esms_analytics.probes import ProbeResult, find_empty
 from esms_analytics.store import LakeLocation, LakeStore, open_store
 from esms_analytics.tables import StagedWindow, TableFormat, choose_table_format, open_table
 from esms_analytics.windows import DEFAULT_PASSES, ROW_ORDER, WindowStream, stream_window
@@ -112,6 +114,8 @@ class SyncReport:
     stopped: bool = False
     #: Windows of the range a stopped sync never reached (not in ``windows``).
     not_started: int = 0
+    #: Requests of the wide probes (:mod:`esms_analytics.probes`), retries included.
+    probe_requests: int = 0
 
     @property
     def complete(self) -> bool:
@@ -121,7 +125,7 @@ class SyncReport:
     @property
     def requests(self) -> int:
         """HTTP requests made, retries included."""
-        return sum(window.requests for window in self.windows)
+        return sum(window.requests for window in self.windows) + self.probe_requests
 
     @property
     def rows(self) -> int:
@@ -174,6 +178,7 @@ def sync(
     storage_options: Mapping[str, str] | None = None,
     allow_shrink: bool = False,
     table_format: str | None = None,
+    probes: bool = True,
 ) -> SyncReport:
     """Bring the lake up to date for the days ``start``..``end`` (inclusive).
 
@@ -209,10 +214,13 @@ def sync(
         Store a re-fetch even when it holds fewer than :data:`SHRINK_LIMIT` of
         the rows stored (or none); without it such a window fails, its
         partition kept.
-    table_format : ``hive``, ``delta`` or ``iceberg``, optional
+    table_format : ``hive`` or ``delta``, optional
         The format of a new lake (default ``hive``); an existing lake keeps its
         own, and another one asked for is refused. For a table, the windows
         fetched are committed together when the sync ends (one table version).
+    probes : bool
+        Find empty windows with wide probes first (:mod:`esms_analytics.probes`):
+        one request for a month of an unused type instead of one a day.
 
     Returns
     -------
@@ -261,11 +269,14 @@ def sync(
                 pages_ahead=workers,
                 staging=staging,
             )
+            probed = plan.probe(esms, workers) if probes else None
             try:
                 report = _run(store, plan, workers=workers, progress=progress)
             finally:
                 if staging is not None:  # the windows verified: one table commit
                     staging.commit(manifest)
+            if probed is not None:
+                report.probe_requests = probed.requests
             if not report.stopped:  # a stopped sync leaves its journal: readers take it
                 manifest.compact()  # this sync's journal, folded into _manifest.json
     finally:
@@ -314,6 +325,8 @@ class _Job:
     sms_type: int
     day: date
     reason: str
+    #: A wide probe found the window empty: it is recorded so without a request.
+    probed_empty: bool = False
 
 
 class _Plan:
@@ -332,6 +345,38 @@ class _Plan:
         self.stored, self.manifest, self.refresh = stored, manifest, refresh
         self.first, self.types = first, types
         self.days = (last - first).days + 1
+        #: Windows a wide probe found empty in this sync.
+        self.empty: set[tuple[int, date]] = set()
+
+    def probe(self, client: EsmsClient, workers: int) -> ProbeResult:
+        """Probe the windows to fetch that hold no rows yet; remember those found empty."""
+        candidates: dict[int, list[date]] = {}
+        busy: dict[int, list[date]] = {}
+        for known in self.manifest.entries.values():
+            if known.rows and known.sms_type in self.types:
+                busy.setdefault(known.sms_type, []).append(known.date)
+        for dates in busy.values():
+            dates.sort()
+        for offset in range(self.days):
+            day = self.first + timedelta(days=offset)
+            for sms_type in self.types:
+                entry = self.manifest.get(sms_type, day)
+                if _why_fetch(self.stored, entry, self.refresh) is None:
+                    continue
+                if entry is None or not entry.rows:  # a window with rows is never probed
+                    candidates.setdefault(sms_type, []).append(day)
+
+        def likely_busy(sms_type: int, day: date) -> bool:
+            # The type had rows in the week before: a nightly sync asks its days directly.
+            dates = busy.get(sms_type, [])
+            at = bisect.bisect_left(dates, day)
+            return at > 0 and (day - dates[at - 1]).days <= 7
+
+        found = find_empty(client, candidates, likely_busy=likely_busy, workers=workers)
+        self.empty = found.empty
+        if found.empty:
+            logger.info("wide probes: %d windows found empty", len(found.empty))
+        return found
 
     @property
     def windows(self) -> int:
@@ -346,7 +391,7 @@ class _Plan:
                 entry = self.manifest.get(sms_type, day)
                 reason = _why_fetch(self.stored, entry, self.refresh)
                 if reason is not None:
-                    yield _Job(sms_type, day, reason)
+                    yield _Job(sms_type, day, reason, (sms_type, day) in self.empty)
                     continue
                 assert entry is not None
                 yield WindowReport(
@@ -543,6 +588,8 @@ class _WindowStore:
         """
         if self.stopping():
             return _stopped(job)
+        if job.probed_empty:
+            return self._keep_empty(job)
         try:
             stream = stream_window(
                 self.client,
@@ -572,6 +619,17 @@ class _WindowStore:
             return self._keep(job, stream)
         finally:
             stream.sink.discard()
+
+    def _keep_empty(self, job: _Job) -> WindowReport:
+        """Record a window a wide probe found empty, as an empty day window is recorded."""
+        sink = self.gate.opened(PartitionWriter(self.lake, job.sms_type, job.day, order=ROW_ORDER))
+        stream = WindowStream(job.sms_type, Window.for_day(job.day), sink, 0, 0, 0, 1, 0)
+        try:
+            return self._keep(replace(job, reason=f"{job.reason}; empty in a wide probe"), stream)
+        except OSError as exc:
+            raise self._cannot_write(job, exc) from exc
+        finally:
+            sink.discard()
 
     def _keep(self, job: _Job, stream: WindowStream[_GatedWriter]) -> WindowReport:
         """Store a complete window that did not shrink, while the sync still runs."""

@@ -60,6 +60,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "lake": {"_version", "arguments", "codes", "decode", "errors", "store", "tables"},
     "manifest": {"_version", "errors", "lake", "store"},
     "check": {"codes", "errors", "lake", "manifest", "store"},
+    "probes": {"client", "errors"},
     "sync": {
         "arguments",
         "client",
@@ -67,6 +68,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
         "errors",
         "lake",
         "manifest",
+        "probes",
         "store",
         "tables",
         "windows",

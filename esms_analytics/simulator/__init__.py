@@ -213,6 +213,12 @@ class Simulator:
         if isinstance(parsed, dict):
             return parsed
         sms_type, start_ms, end_ms, page, page_size = parsed
+        span = self.faults.max_span_days
+        if span is not None and end_ms - start_ms >= span * 86_400_000:
+            return {
+                "CodeResult": self.faults.span_code,
+                "ErrorMessage": f"From-To may span at most {span} days.",
+            }
         arrivals = self.faults.take_arrivals()
         if arrivals:
             now_ms = self.clock.now_ms()

@@ -47,6 +47,9 @@ class Faults:
         before each request is answered (rows arriving while a client pages).
     arrival_requests : int or None
         How many requests get arrivals; None for all.
+    max_span_days : int or None
+        Refuse a From/To range longer than this many days with CodeResult
+        ``span_code`` (a code no client foresees), as a service with a span cap would.
     """
 
     latency: float = 0.0
@@ -54,6 +57,8 @@ class Faults:
     retry_after: float = 1.0
     arrivals_per_request: int = 0
     arrival_requests: int | None = None
+    max_span_days: int | None = None
+    span_code: str = "177"
     rates: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     _script: deque[str] = field(default_factory=deque, repr=False)
