@@ -45,7 +45,7 @@ with tempfile.TemporaryDirectory() as scratch, EsmsClient(
     client._read_body = counting_read
     report = sync(Path(scratch) / "lake", now.date() - timedelta(days=1),
                   now.date() - timedelta(days=1), sms_types=[2], client=client,
-                  workers=1, progress=False, now=now)
+                  workers=1, progress=False, now=now, probes=False)
     assert report.complete, report.summary()
 print(json.dumps({"rows": report.rows, "json_bytes": received[0], "largest_page": received[1],
                   "baseline_mib": baseline, "peak_mib": peak_mib()}))
