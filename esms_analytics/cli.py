@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import functools
+import json
 import logging
 import math
 import os
@@ -65,6 +67,7 @@ from esms_analytics.errors import (
     LakeError,
     TransportError,
 )
+from esms_analytics.ops.logs import configure_logging
 from esms_analytics.registry import REPORTS
 
 if TYPE_CHECKING:
@@ -268,6 +271,14 @@ def _add_debug_option(command: argparse.ArgumentParser, *, default: object) -> N
         help="log every request and show the traceback behind an error; the exit code "
         "stays the documented one (default off)",
     )
+    command.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text" if default is False else argparse.SUPPRESS,
+        help="what goes to stderr: lines for people, or one JSON object a line (time, level, "
+        "event, and sms_type, date, rows, requests, retries, seconds for each window) for a "
+        "log collector (default text)",
+    )
 
 
 def _add_range_options(command: argparse.ArgumentParser, *, required: bool) -> None:
@@ -374,6 +385,13 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         default=None,
         help="a new lake's format: Hive files, or a Delta table committed once per sync "
         "(default the lake's own; hive for a new lake)",
+    )
+    sync.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        help="write the run's totals to FILE when it ends, however it ends (windows stored, "
+        "incomplete, rows, requests, retries, bytes, duration, exit code), for monitoring; "
+        "its folder must exist (default none)",
     )
     sync.add_argument(
         "--no-probes",
@@ -594,24 +612,41 @@ def _add_demo_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
 class _Signals:
     """The stop signals received while a command ran; the first one sets ``stop``."""
 
+    #: Say it as a JSON log event (``--log-format json``).
+    as_json = False
+
     def __init__(self, stop: threading.Event):
         self.stop = stop
         self.received: list[int] = []
 
     def handle(self, signum: int, frame: object) -> None:
         """Stop on the first signal; leave at once on the second."""
+        name = signal.Signals(signum).name
         if self.received:
             # Every partition is whole even now: each is renamed into place when complete.
-            os.write(2, b"stopped at once; every partition is whole (temporary files are hidden)\n")
+            self._write(
+                "quit",
+                "stopped at once; every partition is whole (temporary files are hidden)",
+                name,
+            )
             os._exit(EXIT_SIGNAL_BASE + self.received[0])
         self.received.append(signum)
         self.stop.set()
-        # os.write, not print: a handler may run while the main thread is inside print().
-        os.write(
-            2,
-            f"\n{signal.Signals(signum).name}: stopping; no new requests, finishing the writes "
-            "under way (send it again to quit at once)\n".encode(),
+        self._write(
+            "stopping",
+            f"{name}: stopping; no new requests, finishing the writes under way (send it "
+            "again to quit at once)",
+            name,
         )
+
+    def _write(self, event: str, line: str, signal_name: str) -> None:
+        # os.write, not print or logging: a handler may run while the main thread holds
+        # the lock of either.
+        if self.as_json:
+            entry = {"level": "WARNING", "event": event, "message": line, "signal": signal_name}
+            os.write(2, (json.dumps(entry) + "\n").encode())
+        else:
+            os.write(2, f"\n{line}\n".encode())
 
     @property
     def exit_code(self) -> int | None:
@@ -654,11 +689,8 @@ def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(words)
     args.command_line = shlex.join(["esms-analytics", *words])
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_format, debug=args.debug)
+    _say.as_json = _Signals.as_json = args.log_format == "json"
     handler = {
         "sync": _sync,
         "fetch": _fetch,
@@ -670,7 +702,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return handler(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted", event="interrupted", level=logging.ERROR, exit_code=EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except EsmsError as exc:
         return _fail(args, str(exc), _exit_code(exc))
@@ -689,10 +721,45 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     """Print one ``error:`` line (after the traceback with --debug); return ``code``."""
-    if args.debug:
+    if args.debug and not _say.as_json:
         traceback.print_exc()
-    print(f"error: {message}", file=sys.stderr)
+    _say(
+        f"error: {message}",
+        event="error",
+        level=logging.ERROR,
+        exc_info=args.debug,
+        exit_code=code,
+    )
     return code
+
+
+class _Say:
+    """What the command line tells people on stderr: a line, or a JSON log event.
+
+    With ``--log-format json`` every line becomes an event of the log (its
+    ``message`` the line, its fields the numbers), so that a log collector
+    reads stderr as JSON from the first line to the last.
+    """
+
+    as_json = False
+
+    def __call__(
+        self,
+        line: str,
+        *,
+        event: str,
+        level: int = logging.INFO,
+        exc_info: bool = False,
+        **fields: Any,
+    ) -> None:
+        if self.as_json:
+            text = line.removeprefix("error: ").removeprefix("warning: ")
+            logger.log(level, "%s", text, exc_info=exc_info, extra={"event": event, **fields})
+        else:
+            print(line, file=sys.stderr)
+
+
+_say = _Say()
 
 
 def _exit_code(exc: EsmsError) -> int:
@@ -716,6 +783,67 @@ def _client(args: argparse.Namespace, **options: Any) -> EsmsClient:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    """Run a sync; with ``--summary-json``, write its totals whatever its end."""
+    from datetime import UTC, datetime
+
+    from esms_analytics.ops.summary import check_summary_path, run_summary, write_summary
+
+    path = None if args.summary_json is None else check_summary_path(args.summary_json)
+    started = datetime.now(UTC)
+    run = _SyncRun()
+    code = EXIT_INTERNAL
+    error: str | None = None
+    try:
+        code = _sync_run(args, run)
+    except EsmsError as exc:
+        code, error = _exit_code(exc), str(exc)
+        raise
+    except KeyboardInterrupt:
+        code, error = EXIT_INTERRUPTED, "interrupted"
+        raise
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        client = run.client
+        summary = run_summary(
+            command="sync",
+            started=started,
+            finished=datetime.now(UTC),
+            exit_code=code,
+            totals=None if run.report is None else run.report.totals(),
+            requests=0 if client is None else client.requests_made,
+            retries=0 if client is None else client.retries_made,
+            bytes_received=0 if client is None else client.bytes_received,
+            error=error,
+            lake=str(args.lake),
+            **{"from": args.start.isoformat(), "to": args.end.isoformat()},
+            sms_types=args.sms_types,
+        )
+        if _say.as_json:  # a line for people is the summary printed on stdout
+            fields: dict[str, Any] = {
+                key: value for key, value in summary.items() if key != "error"
+            }
+            _say(
+                f"sync ended with exit code {code}",
+                event="summary",
+                level=logging.INFO if code == EXIT_OK else logging.WARNING,
+                **fields,
+            )
+        if path is not None:
+            write_summary(path, summary)
+    return code
+
+
+@dataclasses.dataclass
+class _SyncRun:
+    """What a sync run has so far, for its summary: its client, then its report."""
+
+    client: EsmsClient | None = None
+    report: SyncReport | None = None
+
+
+def _sync_run(args: argparse.Namespace, run: _SyncRun) -> int:
     from esms_analytics.sync import plan_sync, sync
 
     _clamp_to_today(args)
@@ -732,16 +860,21 @@ def _sync(args: argparse.Namespace) -> int:
     if not args.quiet:
         pace = f"at {rate:g} requests/s" if rate else "with no rate limit"
         took = f"about {_duration(seconds)} {pace}" if seconds is not None else pace
-        print(
+        _say(
             f"sync {args.start}..{args.end}: {plan.windows:,} windows, {plan.to_fetch:,} to "
             f"fetch: at least {plan.to_fetch:,} requests, {took}",
-            file=sys.stderr,
+            event="plan",
+            windows=plan.windows,
+            to_fetch=plan.to_fetch,
+            seconds=seconds,
         )
     if seconds is not None and seconds > LONG_SYNC_SECONDS:
-        print(
+        _say(
             f"warning: at --rate-limit {rate:g} the {plan.to_fetch:,} requests take at least "
             f"{_duration(seconds)}",
-            file=sys.stderr,
+            event="long_sync",
+            level=logging.WARNING,
+            seconds=seconds,
         )
     if plan.to_fetch > LARGE_SYNC_WINDOWS and not args.yes:
         _confirm_large_sync(plan.to_fetch)
@@ -749,7 +882,8 @@ def _sync(args: argparse.Namespace) -> int:
         _client(args, rate_limit=args.rate_limit or None) as client,
         _stopping_on_signals(client.stop) as signals,
     ):
-        report = sync(
+        run.client = client
+        run.report = report = sync(
             args.lake,
             args.start,
             args.end,
@@ -758,7 +892,8 @@ def _sync(args: argparse.Namespace) -> int:
             settle_days=args.settle_days,
             workers=args.workers,
             refresh=args.refresh,
-            progress=not args.quiet,
+            # A progress bar would break a JSON log; the window events say the same.
+            progress=not args.quiet and not _say.as_json,
             storage_options=_storage_options(args),
             allow_shrink=args.allow_shrink,
             table_format=args.table_format,
@@ -784,9 +919,10 @@ def _clamp_to_today(args: argparse.Namespace) -> None:
             "been created then"
         )
     if args.end > today:
-        print(
+        _say(
             f"warning: --to {args.end} is after today in Vietnam ({today}); using --to {today}",
-            file=sys.stderr,
+            event="clamped",
+            level=logging.WARNING,
         )
         args.end = today
 
@@ -813,11 +949,13 @@ def _confirm_large_sync(windows: int) -> None:
 
 
 def _say_how_to_resume(report: SyncReport, command_line: str) -> None:
-    print(
+    _say(
         f"stopped: {report.count('fetched')} windows stored by this run, "
         f"{report.count('stopped')} not fetched; run the same command again to resume "
         f"(stored and settled windows are not fetched again): {command_line}",
-        file=sys.stderr,
+        event="stopped",
+        level=logging.WARNING,
+        command_line=command_line,
     )
 
 
@@ -867,7 +1005,12 @@ def _lake_info(args: argparse.Namespace) -> int:
         for problem in table:
             print(f"problem: {problem}")
         if table:
-            print(f"error: {len(table)} problems in the table of {args.lake}", file=sys.stderr)
+            _say(
+                f"error: {len(table)} problems in the table of {args.lake}",
+                event="error",
+                level=logging.ERROR,
+                problems=len(table),
+            )
             return EXIT_LAKE
         print(f"{args.lake}: the table's log and files are whole")
         return EXIT_OK
@@ -882,12 +1025,14 @@ def _lake_info(args: argparse.Namespace) -> int:
     if not problems:
         return EXIT_OK
     damaged = info.windows.filter(info.windows["status"] != "ok").height
-    print(
+    _say(
         f"error: {damaged} partitions of {args.lake} are corrupt or missing, "
         f"{len(info.foreign)} foreign files, manifest "
         f"{'damaged' if info.manifest_problem else 'whole'} ({problems} problems in all); "
         "repair each day above with `sync --refresh` and move foreign files out of sms/",
-        file=sys.stderr,
+        event="error",
+        level=logging.ERROR,
+        problems=problems,
     )
     return EXIT_LAKE
 
@@ -958,9 +1103,10 @@ def _report(args: argparse.Namespace) -> int:
     else:
         write_table(table, args.format, sys.stdout)
     if table.height == 0:
-        print(
+        _say(
             "no rows match this selection (is the lake empty, or the filter too narrow?)",
-            file=sys.stderr,
+            event="no_rows",
+            level=logging.WARNING,
         )
     if args.plot is not None:
         from esms_analytics.bundle import plot_report
@@ -968,7 +1114,7 @@ def _report(args: argparse.Namespace) -> int:
 
         covered = selection.resolved(frame) or selection
         save_figure(plot_report(args.kind, table, covered), args.plot)
-        print(f"plot written to {args.plot}", file=sys.stderr)
+        _say(f"plot written to {args.plot}", event="plot", path=str(args.plot))
     return EXIT_OK
 
 

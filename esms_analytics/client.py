@@ -379,7 +379,10 @@ class EsmsClient:
         self._sleep = sleep if sleep is not None else self._wait
         self.rate_limiter = RateLimiter(rate_limit, sleep=self._sleep)
         self._session = _session_for(self.url)
+        #: HTTP requests sent, retries included; retries alone; bytes of answer bodies read.
         self.requests_made = 0
+        self.retries_made = 0
+        self.bytes_received = 0
         self._count_lock = threading.Lock()
         #: True once an answer came from the esms-analytics simulator, not eSMS.
         self.simulated = False
@@ -460,6 +463,8 @@ class EsmsClient:
                 attempt + 1,
                 attempts,
             )
+            with self._count_lock:
+                self.retries_made += 1
             self._sleep(wait)
         raise AssertionError("unreachable: the loop returns or raises")
 
@@ -574,6 +579,9 @@ class EsmsClient:
             return _Retryable(f"the body stalled for {self.timeout:g}s")
         except (HTTPError, OSError) as exc:
             return _Retryable(f"the body broke off ({type(exc).__name__}, {size:,} bytes read)")
+        finally:
+            with self._count_lock:
+                self.bytes_received += size
         return b"".join(chunks)
 
     def _too_large(self, request: _Request, how: str) -> TransportError:

@@ -146,7 +146,9 @@ class Manifest:
         Windows rebuilt from their files.
     """
 
-    def __init__(self, lake: LakeLocation):
+    def __init__(self, lake: LakeLocation, *, warn_newer: bool = True):
+        # A writer (sync) passes warn_newer=False: it refuses a newer lake in one error
+        # (refuse_if_newer) instead of warning that it reads one.
         self.store = open_store(lake)
         self._lock = threading.Lock()
         self.entries: dict[str, WindowEntry] = {}
@@ -171,7 +173,8 @@ class Manifest:
         newer = sorted((found for found in self._versions if newer_schema(found)), key=int)
         if newer:
             self.newer = newer[-1]
-            logger.warning("%s", newer_lake_warning(self.store, self.newer))
+            if warn_newer:
+                logger.warning("%s", newer_lake_warning(self.store, self.newer))
 
     def refuse_if_newer(self) -> None:
         """Raise :class:`NewerLakeError` if a newer release wrote the lake (before writing)."""

@@ -103,6 +103,10 @@ class WindowReport:
     requests: int = 0
     settled: bool = False
     detail: str = ""
+    #: Of ``requests``, those that repeated a page after a transient fault.
+    retries: int = 0
+    #: Seconds from the window's first request to its outcome (writes included).
+    seconds: float = 0.0
 
 
 @dataclass
@@ -128,9 +132,36 @@ class SyncReport:
         return sum(window.requests for window in self.windows) + self.probe_requests
 
     @property
+    def retries(self) -> int:
+        """Requests of the windows that repeated a page after a transient fault.
+
+        A probe's retries are counted in :attr:`probe_requests`; the client's
+        ``retries_made`` counts them all.
+        """
+        return sum(window.retries for window in self.windows)
+
+    @property
     def rows(self) -> int:
         """Rows written by this sync."""
         return sum(window.rows for window in self.windows if window.status == "fetched")
+
+    def totals(self) -> dict[str, int | bool]:
+        """Return the sync's numbers, for monitoring (an Airflow task can return them).
+
+        >>> SyncReport().totals()["windows"]
+        0
+        """
+        statuses: tuple[WindowStatus, ...] = ("fetched", "skipped", "incomplete", "failed")
+        return {
+            "windows": len(self.windows) + self.not_started,
+            **{status: self.count(status) for status in statuses},
+            "stopped": self.count("stopped"),
+            "rows": self.rows,
+            "requests": self.requests,
+            "probe_requests": self.probe_requests,
+            "retries": self.retries,
+            "complete": self.complete,
+        }
 
     def count(self, status: WindowStatus) -> int:
         """How many windows ended with ``status`` (``stopped`` counts those never reached)."""
@@ -242,7 +273,7 @@ def sync(
     report = SyncReport()
     try:
         with lake_store.lock(), _discarded_unless_used(lake_store, fresh):
-            manifest = Manifest(lake_store)
+            manifest = Manifest(lake_store, warn_newer=False)
             manifest.refuse_if_newer()  # a newer release's lake: nothing is written
             if removed := lake_store.clear_litter():
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
@@ -459,7 +490,9 @@ def plan_sync(
     # local folder is created only by the sync itself; a bucket is only listed.)
     store.prepare(create=True)
     stored = _stored(store, first, last, types)
-    plan = _Plan(stored, Manifest(store), first, last, types, refresh=refresh)
+    manifest = Manifest(store, warn_newer=False)
+    manifest.refuse_if_newer()  # the sync would refuse it: say so before the plan
+    plan = _Plan(stored, manifest, first, last, types, refresh=refresh)
     return SyncPlan(plan.windows, plan.jobs())
 
 
@@ -581,6 +614,14 @@ class _WindowStore:
     def run(
         self, job: _Job, *, page_pool: Executor, in_flight: threading.Semaphore
     ) -> WindowReport:
+        """Do :meth:`fetch_and_keep`, timed."""
+        began = time.monotonic()
+        report = self.fetch_and_keep(job, page_pool=page_pool, in_flight=in_flight)
+        return replace(report, seconds=time.monotonic() - began)
+
+    def fetch_and_keep(
+        self, job: _Job, *, page_pool: Executor, in_flight: threading.Semaphore
+    ) -> WindowReport:
         """Fetch ``job``'s window and, when it is complete, replace its partition.
 
         The rows are spilled as they come (:class:`PartitionWriter`); whatever
@@ -641,6 +682,7 @@ class _WindowStore:
                 rows=stream.rows,
                 count_total=stream.count_total,
                 requests=stream.requests,
+                retries=stream.retries,
                 detail=f"CountTotal {stream.count_total} but {stream.rows} unique rows "
                 f"after {stream.passes} passes; the old partition is kept",
             )
@@ -684,6 +726,7 @@ class _WindowStore:
             rows=rows,
             count_total=result.count_total,
             requests=result.requests,
+            retries=result.retries,
             detail=detail,
         )
 
@@ -712,6 +755,7 @@ class _WindowStore:
                 rows=rows,
                 count_total=result.count_total,
                 requests=result.requests,
+                retries=result.retries,
                 settled=settled,
                 detail=job.reason,
             )
@@ -732,6 +776,7 @@ class _WindowStore:
             rows=rows,
             count_total=result.count_total,
             requests=result.requests,
+            retries=result.retries,
             settled=settled,
             detail=job.reason,
         )
@@ -833,7 +878,9 @@ def _run(store: _WindowStore, plan: _Plan, *, workers: int, progress: bool) -> S
             done, _ = wait(pending, timeout=STOP_POLL_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
                 del pending[future]
-                report.windows.append(_result(future, report))  # a fatal error is raised here
+                window = _result(future, report)  # a fatal error is raised here
+                report.windows.append(window)
+                _log_window(window)
                 bar.update()
                 bar.set_postfix(rows=f"{report.rows:,}", requests=store.client.requests_made)
                 for job in _next_jobs(decisions, report, 1):
@@ -850,6 +897,30 @@ def _run(store: _WindowStore, plan: _Plan, *, workers: int, progress: bool) -> S
         page_pool.shutdown(wait=finished, cancel_futures=True)
         bar.close()
     return report
+
+
+def _log_window(window: WindowReport) -> None:
+    """One ``window`` event a window, its numbers as fields (``--log-format json``)."""
+    logger.info(
+        "sms_type=%d date=%s %s: %d rows, %d requests (%d retries) in %.2fs",
+        window.sms_type,
+        window.date,
+        window.status,
+        window.rows,
+        window.requests,
+        window.retries,
+        window.seconds,
+        extra={
+            "event": "window",
+            "sms_type": window.sms_type,
+            "date": window.date.isoformat(),
+            "status": window.status,
+            "rows": window.rows,
+            "requests": window.requests,
+            "retries": window.retries,
+            "seconds": round(window.seconds, 3),
+        },
+    )
 
 
 def _result(future: Future[WindowReport], report: SyncReport) -> WindowReport:

@@ -69,6 +69,8 @@ class WindowResult:
     requests: int
     passes: int
     duplicates_dropped: int
+    #: Of ``requests``, those that repeated a page after a transient fault.
+    retries: int = 0
 
     @property
     def complete(self) -> bool:
@@ -104,6 +106,8 @@ class WindowStream(Generic[SinkT]):
     requests: int
     passes: int
     duplicates_dropped: int
+    #: Of ``requests``, those that repeated a page after a transient fault.
+    retries: int = 0
 
     @property
     def complete(self) -> bool:
@@ -176,7 +180,7 @@ def stream_window(
     of by holding the rows). A pass that is not kept, or that raises, has its
     sink discarded; the last pass's sink is returned, its rows kept.
     """
-    requests = 0
+    requests = retries = 0
     for number in range(1, max_passes + 1):
         sink = open_sink()
         try:
@@ -194,6 +198,7 @@ def stream_window(
             sink.discard()
             raise
         requests += walk.requests
+        retries += walk.retries
         stream = WindowStream(
             sms_type=sms_type,
             window=window,
@@ -203,6 +208,7 @@ def stream_window(
             requests=requests,
             passes=number,
             duplicates_dropped=walk.rows - walk.unique_rows,
+            retries=retries,
         )
         if (stream.complete and walk.first_count == walk.last_count) or number == max_passes:
             return stream
@@ -282,6 +288,7 @@ class _Walk:
     first_count: int
     last_count: int
     requests: int
+    retries: int
 
 
 def _walk(
@@ -298,7 +305,7 @@ def _walk(
     seen = _SeenRows()
     batch: list[pl.DataFrame] = []
     counts: list[int] = []
-    requests = 0
+    requests = retries = 0
 
     def decode_batch() -> None:
         rows = seen.new(_decode(client, batch, sms_type, window))
@@ -310,13 +317,14 @@ def _walk(
         window, sms_type, page_size=page_size, pool=pool, in_flight=in_flight, ahead=ahead
     ):
         requests += page.attempts
+        retries += page.attempts - 1
         counts.append(page.count_total)
         batch.append(page.raw)
         if sum(raw.height for raw in batch) >= DECODE_BATCH_ROWS:
             decode_batch()
     if batch:
         decode_batch()
-    return _Walk(seen.rows, seen.unique, counts[0], counts[-1], requests)
+    return _Walk(seen.rows, seen.unique, counts[0], counts[-1], requests, retries)
 
 
 def _decode(

@@ -61,6 +61,9 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "manifest": {"_version", "errors", "lake", "store"},
     "check": {"codes", "errors", "lake", "manifest", "store"},
     "probes": {"client", "errors"},
+    "ops": set(),
+    "ops.logs": {"errors"},
+    "ops.summary": {"_version", "errors", "ops.logs"},
     "sync": {
         "arguments",
         "client",
@@ -104,6 +107,8 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
         "demo",
         "errors",
         "lake",
+        "ops.logs",
+        "ops.summary",
         "plots",
         "registry",
         "render",
