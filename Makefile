@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test browser lint typecheck unit bench notebook notebooks readme-cli clean
+.PHONY: demo test browser lint typecheck unit release-check bench notebook notebooks readme-cli clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,8 @@ $(DEV_STAMP): pyproject.toml | $(PY)
 demo: $(RUNTIME_STAMP)
 	$(PY) -m esms_analytics demo
 
-## test: lint, type-check and run the whole suite (what CI runs)
-test: browser lint typecheck unit
+## test: lint, type-check, run the whole suite and the release check (what CI runs)
+test: browser lint typecheck unit release-check
 
 ## browser: Chromium and chromedriver from Debian's packages, for tests/test_browser.py
 ## (installed only when missing; needs root, as CI has)
@@ -44,6 +44,11 @@ typecheck: $(DEV_STAMP)
 
 unit: $(DEV_STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+## release-check: build the sdist and wheel, install the wheel in a fresh venv outside the
+## checkout and run --version, demo, sync and report there against the simulator
+release-check: $(DEV_STAMP)
+	PY=$(PY) bash scripts/release_check.sh
 
 ## bench: run benchmarks/ and write BENCHMARKS.md
 bench: $(DEV_STAMP)
