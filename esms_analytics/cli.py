@@ -67,7 +67,7 @@ from esms_analytics.errors import (
     LakeError,
     TransportError,
 )
-from esms_analytics.ops.logs import configure_logging
+from esms_analytics.ops.logs import logging_configured
 from esms_analytics.registry import REPORTS
 
 if TYPE_CHECKING:
@@ -689,8 +689,12 @@ def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(words)
     args.command_line = shlex.join(["esms-analytics", *words])
-    configure_logging(args.log_format, debug=args.debug)
     _say.as_json = _Signals.as_json = args.log_format == "json"
+    with logging_configured(args.log_format, debug=args.debug):
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     handler = {
         "sync": _sync,
         "fetch": _fetch,

@@ -406,7 +406,11 @@ class _Plan:
         found = find_empty(client, candidates, likely_busy=likely_busy, workers=workers)
         self.empty = found.empty
         if found.empty:
-            logger.info("wide probes: %d windows found empty", len(found.empty))
+            logger.info(
+                "wide probes: %d windows found empty",
+                len(found.empty),
+                extra={"event": "probes", "empty_windows": len(found.empty)},
+            )
         return found
 
     @property
@@ -853,7 +857,12 @@ def _run(store: _WindowStore, plan: _Plan, *, workers: int, progress: bool) -> S
 
     report = SyncReport()
     total = plan.jobs()
-    logger.info("sync: %d windows, %d to fetch", plan.windows, total)
+    logger.info(
+        "sync: %d windows, %d to fetch",
+        plan.windows,
+        total,
+        extra={"event": "start", "windows": plan.windows, "to_fetch": total},
+    )
     # However the work is spread over threads, at most `workers` requests are under way.
     in_flight = threading.BoundedSemaphore(workers)
     bar = tqdm(total=total, desc="sync", unit="window", disable=not progress or not total)

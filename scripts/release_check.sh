@@ -64,7 +64,7 @@ wheel=${wheels[0]}
 sdist=${sdists[0]}
 
 # --- contents ----------------------------------------------------------------------
-sdist_required="README.md pyproject.toml"
+sdist_required="README.md pyproject.toml LICENSE tests/conftest.py"
 [[ -f CHANGELOG.md ]] && sdist_required+=" CHANGELOG.md"
 "$PY" - "$wheel" "$sdist" "$sdist_required" <<'EOF' || exit 1
 import sys
@@ -174,8 +174,16 @@ today = datetime.now(timezone(timedelta(hours=7))).date()
 print(today - timedelta(days=2), today)')
 run sync.txt env ESMS_API_KEY="$api_key" ESMS_SECRET_KEY="$secret_key" \
     "$bin/esms-analytics" sync --lake lake --from "$day_from" --to "$day_to" \
-    --base-url "$base_url" --quiet
+    --base-url "$base_url" --quiet --summary-json summary.json
 [[ -s "$work/sync.txt" ]] || fail "sync printed nothing"
+"$bin/python" - summary.json <<'EOF' || fail "the run summary is not what the sync did"
+import json
+import sys
+
+summary = json.load(open(sys.argv[1]))
+assert summary["exit_code"] == 0 and summary["outcome"] == "ok", summary
+assert summary["windows"] == summary["fetched"] > 0 and summary["requests"] > 0, summary
+EOF
 step "sync $day_from .. $day_to: $(head -n 1 "$work/sync.txt")"
 
 run report.txt "$bin/esms-analytics" report delivery --lake lake

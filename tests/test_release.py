@@ -31,6 +31,18 @@ def test_the_version_has_one_source_of_truth() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
 
 
+def test_the_changelog_keeps_a_changelog_and_names_this_version() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text("utf-8")
+    assert "Keep a Changelog" in text
+    releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", text, re.MULTILINE)
+    assert releases, "no released version in CHANGELOG.md"
+    assert releases[0][0] == __version__, "the newest release in CHANGELOG.md is not _version.py's"
+    assert releases[-1][0] == "0.1.0"
+    assert text.index("## [Unreleased]") < text.index(f"## [{__version__}]")
+    dates = [day for _, day in releases]
+    assert dates == sorted(dates, reverse=True)
+
+
 def test_the_cli_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["--version"])

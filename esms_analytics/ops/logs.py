@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
@@ -108,6 +109,28 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return mask(json.dumps(entry, ensure_ascii=False, default=str), self.secrets)
+
+
+@contextlib.contextmanager
+def logging_configured(
+    log_format: str = "text", *, debug: bool = False, stream: TextIO | None = None
+) -> Iterator[logging.Handler]:
+    """Do :func:`configure_logging` for the block, then put the levels and handlers back.
+
+    For the command line called in-process (``main([...])`` from a test, a
+    notebook or an Airflow task): the process's logging is as before afterwards.
+    """
+    root, own = logging.getLogger(), logging.getLogger("esms_analytics")
+    levels = root.level, own.level
+    handler = configure_logging(log_format, debug=debug, stream=stream)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        if handler in _installed:
+            _installed.remove(handler)
+        root.setLevel(levels[0])
+        own.setLevel(levels[1])
 
 
 def configure_logging(
