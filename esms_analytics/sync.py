@@ -747,30 +747,17 @@ class _WindowStore:
         except LakeError:
             self.fatal.set()
             raise
-        if self.staging is not None:
-            try:
-                self.staging.add(result.sink.writer, entry)
-            except OSError as exc:
-                raise self._cannot_write(job, exc) from exc
-            return WindowReport(
-                job.sms_type,
-                job.day,
-                "fetched",
-                rows=rows,
-                count_total=result.count_total,
-                requests=result.requests,
-                retries=result.retries,
-                settled=settled,
-                detail=job.reason,
-            )
         try:
-            result.sink.writer.commit(
-                fetched_at=fetched_at,
-                count_total=result.count_total,
-                requests=result.requests,
-                settled=settled,
-            )
-            self.manifest.record(entry)
+            if self.staging is not None:
+                self.staging.add(result.sink.writer, entry)  # committed with the sync
+            else:
+                result.sink.writer.commit(
+                    fetched_at=fetched_at,
+                    count_total=result.count_total,
+                    requests=result.requests,
+                    settled=settled,
+                )
+                self.manifest.record(entry)
         except OSError as exc:
             raise self._cannot_write(job, exc) from exc
         return WindowReport(
