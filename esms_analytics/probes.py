@@ -84,6 +84,8 @@ def find_empty(
     result = ProbeResult()
     lock = threading.Lock()
     refused = threading.Event()
+    #: Set by the first fatal error: the probes still queued are not sent.
+    fatal = threading.Event()
     before = client.requests_made
     tasks = [
         (sms_type, run)
@@ -102,7 +104,7 @@ def find_empty(
 
     def settle(sms_type: int, first: date, last: date, rows: int | None) -> None:
         """Decide a range from its count: measured, inferred positive, or None (very many)."""
-        if refused.is_set():
+        if refused.is_set() or fatal.is_set():
             return
         days = (last - first).days + 1
         if rows == 0:
@@ -120,11 +122,14 @@ def find_empty(
         settle(sms_type, after, last, rest if rest > 0 else count(sms_type, after, last))
 
     def task(sms_type: int, run: list[date]) -> None:
-        if refused.is_set():
+        if refused.is_set() or fatal.is_set():
             return
         try:
             settle(sms_type, run[0], run[-1], count(sms_type, run[0], run[-1]))
-        except (AuthError, ServiceUnreachableError, StoppedError):
+        except (AuthError, ServiceUnreachableError):
+            fatal.set()  # the same answer awaits every other probe: send no more
+            raise
+        except StoppedError:
             raise
         except EsmsError as exc:
             with lock:

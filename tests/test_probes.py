@@ -147,3 +147,20 @@ def test_the_simulator_answers_a_range_as_its_days_newest_first() -> None:
         count = client.get_page(window, 2, 1, 1).count_total
     assert count == sum(counts(2, first + timedelta(d)) for d in range(7)) == len(days)
     assert ranged == days
+
+
+def test_refused_credentials_end_the_probes_at_once(tmp_path: Path) -> None:
+    """A fatal answer awaits every probe: the ones still queued are not sent."""
+    import pytest
+
+    from esms_analytics import AuthError, EsmsClient
+
+    with Simulator(now=NOW, days=200, counts=counts) as sim:
+        with (
+            EsmsClient(sim.api_key, "not-the-secret", base_url=sim.base_url) as client,
+            pytest.raises(AuthError),
+        ):
+            sync(tmp_path / "lake", "2026-01-01", NOW.date(), client=client, progress=False)
+        # 6 months x 7 types = 42 probes planned; at most one a worker was under way.
+        assert 1 <= len(sim.requests) <= 4
+    assert not (tmp_path / "lake" / "sms").exists()
