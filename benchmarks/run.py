@@ -275,13 +275,15 @@ def single_page_section(page: dict[str, Any]) -> list[str]:
     ]
     for rows, timings in page["pages"].items():
         lines.append(f"| {rows} | " + " | ".join(f"{timings[n] * 1000:.2f}" for n in names) + " |")
-    share = page["decode_share_of_pandas"]
+    # Issue 23: the target starts from the bytes, as pandas does; decode_raw alone (which
+    # the target used to be about) is kept beside it.
+    share = page["parse_decode_share_of_pandas"]
     lines += [
         "",
-        f"- Target: `decode_raw` of one 500-row page in at most a third of the naive pandas "
-        f"time on the same rows: {share:.2f} of it ({1 / share:.1f}x faster), "
-        f"{verdict(share <= 1 / 3)}. From the bytes (parse + decode): "
-        f"{page['parse_decode_share_of_pandas']:.2f} of it.",
+        f"- Target: one 500-row page from its bytes to the typed frame (parse + decode) in at "
+        f"most a third of the naive pandas time on the same bytes: {share:.2f} of it "
+        f"({1 / share:.1f}x faster), {verdict(share <= 1 / 3)}. `decode_raw` alone: "
+        f"{page['decode_share_of_pandas']:.2f} of it.",
         "",
     ]
     return lines

@@ -268,35 +268,20 @@ def is_final_expr() -> pl.Expr:
     return ((status == STATUS_SENT) & result.is_between(0, 1)) | (status == STATUS_REJECTED)
 
 
-def _phone_digits(phone: pl.Expr) -> pl.Expr:
-    return phone.str.replace_all(r"[\s.\-()]", "").str.strip_prefix("+")
+def _subscriber(phone: pl.Expr) -> pl.Expr:
+    # The phone's digits, separators and one leading + dropped, when they can be a mobile
+    # number: 84 + 9 or 10 digits, 0 + 9 or 10 digits, or 9 digits without the trunk 0.
+    # Null for anything else, which then has no E.164 form and an unknown carrier.
+    # A match and a strip, not an extract: a regex without captures runs on the fast engine.
+    digits = phone.str.replace_all(r"[\s.\-()]", "")
+    return pl.when(digits.str.contains(_SUBSCRIBER)).then(digits.str.strip_prefix("+"))
 
 
-def _new_form(digits: pl.Expr) -> pl.Expr:
-    # 84 + 9 or 10 characters, or 9 without the trunk 0, become 0 + them. One regex, not a
-    # when/then chain that repeats its input: _mobile_prefix checks the digits anyway.
-    return digits.str.replace(r"(?s)^84(.{9,10})$|^([^0].{8})$", "0${1}${2}")
-
-
-def _current_prefix(national: pl.Expr) -> pl.Expr:
-    # The 11-digit numbers of before 2018 take their new 3-digit prefix. Numbers of another
-    # length that start with an old prefix change too, harmlessly: they were no mobile
-    # number before and are none after (_mobile_prefix wants ten digits).
-    renamed = _lookup(national.str.slice(0, 4), OLD_PREFIXES, pl.String()) + national.str.slice(4)
-    return pl.coalesce(renamed, national)
-
-
-def _mobile_prefix(national: pl.Expr) -> pl.Expr:
-    # The position of the number's prefix in MOBILE_PREFIXES; null unless it is a mobile.
-    prefix = national.str.slice(0, 3).cast(_MOBILE_PREFIX_DTYPE, strict=False).to_physical()
-    return pl.when(national.str.contains(r"^0\d{9}$")).then(prefix)
-
-
-def _lookup(key: pl.Expr, table: Mapping[str, str], dtype: pl.DataType) -> pl.Expr:
-    # table[key], or null for a key not in it. An Enum cast finds the key's position and a
-    # gather takes the value: far cheaper per query than replace_strict, which joins.
-    position = key.cast(pl.Enum(list(table)), strict=False).to_physical()
-    return pl.lit(pl.Series(list(table.values()), dtype=dtype)).gather(position)
+def _phone_key(subscriber: pl.Expr) -> pl.Expr:
+    # What comes before the last seven digits (84 + 2 or 3 digits, 0 + 2 or 3, or 2 digits)
+    # is looked up at once, as the old 11-digit prefixes (renamed in 2018) and the current
+    # ones are: its position in _PHONE_KEYS, null unless it is a mobile prefix.
+    return subscriber.str.head(-7).cast(_PHONE_KEY_DTYPE, strict=False).to_physical()
 
 
 def _utf16_units(content: pl.Expr, *, gsm7: pl.Expr, length: pl.Expr) -> pl.Expr:
@@ -305,6 +290,12 @@ def _utf16_units(content: pl.Expr, *, gsm7: pl.Expr, length: pl.Expr) -> pl.Expr
     extension = pl.when(gsm7).then(content).str.count_matches(_GSM7_EXT_CHAR)
     astral = pl.when(~gsm7).then(content).str.count_matches(_ASTRAL_CHAR)
     return length + pl.coalesce(extension, astral)
+
+
+def _parts(units: pl.Expr, single: int, multi: int) -> pl.Expr:
+    # One part up to ``single`` units, else parts of ``multi``: the encoding is chosen
+    # once, outside, rather than by a when/then inside each of three uses.
+    return pl.when(units <= single).then(1).otherwise((units + (multi - 1)) // multi)
 
 
 def _label(column: str, table: Mapping[int, str], dtype: pl.Enum) -> pl.Expr:
@@ -402,8 +393,31 @@ _LABEL_DTYPES: Final = {
 }
 #: Staged label columns, null for an unknown code, selected beside the output.
 _LABEL_WITNESSES: Final = tuple(f"_{column}_label" for column, _ in _CODE_TABLES)
-_MOBILE_PREFIX_DTYPE: Final = pl.Enum(list(MOBILE_PREFIXES))
-_CARRIER_BY_PREFIX: Final = pl.Series(list(MOBILE_PREFIXES.values()), dtype=CARRIER_DTYPE)
+_SUBSCRIBER: Final = r"^\+?(?:(?:84|0)\d{9,10}|[1-9]\d{8})$"
+
+
+def _phone_keys() -> dict[str, tuple[str, str]]:
+    # Each way a mobile prefix can start a number, to (E.164 start, carrier): the current
+    # 3-digit prefixes as 0xx, 84xx and xx, the old 4-digit ones as 0xxx and 84xxx, which
+    # take their new prefix. The lengths (2 to 5) and first digits keep the keys apart.
+    keys: dict[str, tuple[str, str]] = {}
+    for prefix, carrier in MOBILE_PREFIXES.items():
+        for key in (prefix, "84" + prefix[1:], prefix[1:]):
+            keys[key] = ("+84" + prefix[1:], carrier)
+    for old, new in OLD_PREFIXES.items():
+        for key in (old, "84" + old[1:]):
+            keys[key] = ("+84" + new[1:], MOBILE_PREFIXES[new])
+    return keys
+
+
+_PHONE_KEYS: Final = _phone_keys()
+_PHONE_KEY_DTYPE: Final = pl.Enum(list(_PHONE_KEYS))
+_E164_START_BY_KEY: Final = pl.Series([start for start, _ in _PHONE_KEYS.values()])
+_CARRIER_BY_KEY: Final = pl.Series(
+    [carrier for _, carrier in _PHONE_KEYS.values()], dtype=CARRIER_DTYPE
+)
+#: The encodings by the integer of the GSM-7 flag (False, True); a null flag is UCS-2.
+_ENCODINGS: Final = pl.Series(["ucs2", "gsm7"], dtype=ENCODING_DTYPE)
 _EPOCH_IN_RANGE: Final = pl.col("epoch_ms").is_between(_MIN_EPOCH_MS, _MAX_EPOCH_MS)
 #: The stages are already what the optimiser would make of them.
 _AS_WRITTEN: Final = pl.QueryOptFlags.none()
@@ -436,7 +450,7 @@ def _stages(form: _Form) -> tuple[tuple[pl.Expr, ...], ...]:
         send_result = pl.coalesce(send_result, _legacy_result(pl.col("SentStatus")))
     normalised = (
         send_result.alias("SendResult"),
-        _new_form(pl.col("_digits")).alias("_national"),
+        _phone_key(pl.col("_subscriber")).alias("_phone_key"),
         pl.col("SentTime").str.extract(_WCF_DATE, 1).cast(pl.Int64, strict=False).alias("epoch_ms"),
     )
     typed = (
@@ -446,7 +460,6 @@ def _stages(form: _Form) -> tuple[tuple[pl.Expr, ...], ...]:
             if field != "SellPrice"
         ),
         _price(form).alias("sell_price"),
-        _current_prefix(pl.col("_national")).alias("_national"),
         _utf16_units(pl.col("Content"), gsm7=pl.col("_gsm7"), length=pl.col("length")).alias(
             "_units"
         ),
@@ -457,7 +470,6 @@ def _stages(form: _Form) -> tuple[tuple[pl.Expr, ...], ...]:
         local_time = local_form.str.strptime(pl.Datetime("us"), _LEGACY_DATE_FORMAT, strict=False)
         typed = (*typed, local_time.alias("local_time"))
     looked_up = (
-        _mobile_prefix(pl.col("_national")).alias("_prefix"),
         *(
             _label(column, table, _LABEL_DTYPES[column]).alias(f"_{column}_label")
             for column, table in _CODE_TABLES
@@ -477,7 +489,7 @@ def _cleaned(form: _Form) -> tuple[pl.Expr, ...]:
     return (
         *(_blank_as_null(field) for field in fields if not form.current),
         reference.fill_null("").alias("ReferenceId"),
-        _phone_digits(pl.col("Phone")).alias("_digits"),
+        _subscriber(pl.col("Phone")).alias("_subscriber"),
         pl.col("Content").str.contains(_GSM7_TEXT).alias("_gsm7"),
         pl.col("Content").str.len_chars().alias("length"),
     )
@@ -520,8 +532,6 @@ _CHECKS: Final[tuple[tuple[str, pl.Expr, str], ...]] = (
 def _output(form: _Form) -> tuple[pl.Expr, ...]:
     # The canonical columns in SCHEMA's order, cast where the expression's dtype differs.
     gsm7, units = pl.col("_gsm7"), pl.col("_units")
-    single = pl.when(gsm7).then(GSM7_SINGLE).otherwise(UCS2_SINGLE)
-    multi = pl.when(gsm7).then(GSM7_MULTI).otherwise(UCS2_MULTI)
     # An integer cast to a zoned datetime is read as microseconds since the epoch, UTC: the
     # number is UTC milliseconds, the +0700 only names the server's zone. Null outside
     # .NET's range, which is how decode_raw learns, without a query, that a row failed.
@@ -534,11 +544,10 @@ def _output(form: _Form) -> tuple[pl.Expr, ...]:
         "campaign": pl.col("Campaign"),
         "content": pl.col("Content"),
         "phone": pl.col("Phone"),
-        "phone_e164": pl.when(pl.col("_prefix").is_not_null()).then(
-            pl.lit("+84") + pl.col("_national").str.slice(1)
-        ),
-        "carrier": pl.lit(_CARRIER_BY_PREFIX)
-        .gather(pl.col("_prefix"))
+        "phone_e164": pl.lit(_E164_START_BY_KEY).gather(pl.col("_phone_key"))
+        + pl.col("_subscriber").str.tail(7),
+        "carrier": pl.lit(_CARRIER_BY_KEY)
+        .gather(pl.col("_phone_key"))
         .fill_null(pl.lit(UNKNOWN, CARRIER_DTYPE)),
         "sell_price": pl.col("sell_price"),
         **{
@@ -551,8 +560,11 @@ def _output(form: _Form) -> tuple[pl.Expr, ...]:
         },
         "is_final": is_final_expr(),
         "sent_at": sent_at,
-        "encoding": pl.when(gsm7).then(pl.lit("gsm7")).otherwise(pl.lit("ucs2")),
-        "segments": pl.when(units <= single).then(1).otherwise((units + multi - 1) // multi),
+        # A gather, not when/then of strings cast to the Enum: the cast looks every row up.
+        "encoding": pl.lit(_ENCODINGS).gather(gsm7.fill_null(value=False).cast(pl.UInt8)),
+        "segments": pl.when(gsm7)
+        .then(_parts(units, GSM7_SINGLE, GSM7_MULTI))
+        .otherwise(_parts(units, UCS2_SINGLE, UCS2_MULTI)),
         "length": pl.col("length"),
     }
     return tuple(
