@@ -314,8 +314,9 @@ def sync_cpu_section(cpu: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        f"- Target: a sync uses at most 2x the CPU of the plain loop: {cpu['sync_ratio']:.1f}x, "
-        f"{verdict(cpu['sync_ratio'] <= 2)} (fetching and decoding alone: "
+        f"- A sync uses {cpu['sync_ratio']:.1f}x the CPU of the plain loop (the target of 2x "
+        "was withdrawn by issue 23: the request count is what a user waits for; section 8) "
+        "(fetching and decoding alone: "
         f"{cpu['fetch_ratio']:.1f}x; against the loop that parses: "
         f"{cpu['parsing_ratio']:.1f}x). Where the rest goes: the split below, and the notes "
         "at the end.",
