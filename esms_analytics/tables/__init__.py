@@ -25,9 +25,10 @@ from __future__ import annotations
 import abc
 import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -51,6 +52,8 @@ TABLE_MARKER: Final = "_table.json"
 #: The columns of a table lake, in order: :data:`esms_analytics.LAKE_SCHEMA` as Polars sees it.
 POLARS_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date()})
 PARTITION_COLUMNS: Final = ("sms_type", "date")
+#: Days named by one ``IN`` list of :func:`replace_predicate`.
+PREDICATE_DAYS: Final = 500
 
 
 def _arrow_type(kind: pa.DataType) -> pa.DataType:
@@ -258,3 +261,51 @@ def new_lake(lake: LakeLocation) -> bool:
         and store.head(TABLE_MARKER) is None
         and not (store.list_dirs("sms/"))
     )
+
+
+def replace_predicate(windows: Sequence[StagedWindow]) -> str:
+    """Return the predicate naming the partitions of ``windows`` (:func:`partition_predicate`)."""
+    return partition_predicate((window.sms_type, window.date) for window in windows)
+
+
+def partition_predicate(partitions: Iterable[tuple[int, date]]) -> str:
+    """Return a predicate naming the (sms_type, date) ``partitions``: per type, ranges and lists.
+
+    Consecutive days go into ranges (``date >= ... AND date <= ...``) so a sync of
+    years of days stays a short predicate; scattered days into ``IN`` lists of at
+    most :data:`PREDICATE_DAYS`. It is the SQL that delta-rs's predicates and
+    pyiceberg's row filters both parse.
+    """
+    terms = []
+    keys = sorted(set(partitions))
+    for sms_type, group in groupby(keys, key=lambda key: key[0]):
+        days = [day for _, day in group]
+        singles: list[date] = []
+        for first, last in _runs(days):
+            if (last - first).days >= 2:
+                terms.append(
+                    f"(sms_type = {int(sms_type)} AND date >= '{first.isoformat()}' "
+                    f"AND date <= '{last.isoformat()}')"
+                )
+            else:
+                singles.extend(first + timedelta(days=n) for n in range((last - first).days + 1))
+        for start in range(0, len(singles), PREDICATE_DAYS):
+            listed = ", ".join(
+                f"'{day.isoformat()}'" for day in singles[start : start + PREDICATE_DAYS]
+            )
+            terms.append(f"(sms_type = {int(sms_type)} AND date IN ({listed}))")
+    return " OR ".join(terms)
+
+
+def _runs(days: Sequence[date]) -> Iterator[tuple[date, date]]:
+    """Group sorted ``days`` into runs of consecutive days: (first, last) each."""
+    if not days:
+        return
+    first = last = days[0]
+    for day in days[1:]:
+        if day == last + timedelta(days=1):
+            last = day
+            continue
+        yield first, last
+        first = last = day
+    yield first, last
