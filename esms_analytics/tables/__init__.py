@@ -5,7 +5,7 @@ recorded in the lake's root, in ``_table.json`` (``{"format": "delta"}``); a lak
 is a Hive lake (:mod:`esms_analytics.lake`), the default. A table lake keeps
 everything else a Hive lake has (``_manifest.json`` and its journal, the
 lock, ``_quarantine/``): only the rows live elsewhere, in a table under the
-lake's folder (``delta/`` for Delta; Iceberg is not built yet), partitioned by
+lake's folder (``delta/`` for Delta, ``iceberg/`` for Iceberg), partitioned by
 ``sms_type`` and ``date`` with the columns of :data:`TABLE_SCHEMA`.
 
 The sync verifies each window as for Hive and *stages* it
@@ -16,7 +16,7 @@ sees the whole sync or none of it, and every earlier version stays readable
 (:meth:`TableFormat.read` with ``version``).
 
 This package imports only the floors below :mod:`esms_analytics.lake`; the
-backend imports ``deltalake`` when a table is opened, never
+backends import ``deltalake`` or ``pyiceberg`` when a table is opened, never
 with ``import esms_analytics``.
 """
 
@@ -41,11 +41,12 @@ from esms_analytics.store import LakeLocation, LakeStore, open_store
 
 HIVE: Final = "hive"
 DELTA: Final = "delta"
-#: Iceberg (pyiceberg) is not built yet: a lake cannot ask for it (issue #22).
-TABLE_FORMATS: Final = (HIVE, DELTA)
+ICEBERG: Final = "iceberg"
+TABLE_FORMATS: Final = (HIVE, DELTA, ICEBERG)
 #: Each table format's backend, ``module:class`` (a :class:`TableFormat` taking the store).
 _BACKENDS: Final = {
     DELTA: "esms_analytics.tables.delta:DeltaFormat",
+    ICEBERG: "esms_analytics.tables.iceberg:IcebergFormat",
 }
 #: The object naming a lake's table format; absent in a Hive lake.
 TABLE_MARKER: Final = "_table.json"
@@ -121,7 +122,7 @@ class Compacted:
 class TableFormat(abc.ABC):
     """A lake's rows as one table: committed a sync at a time, read at any version."""
 
-    #: ``delta``.
+    #: ``delta`` or ``iceberg``.
     name: ClassVar[str]
     #: The table's folder under the lake's root.
     folder: ClassVar[str]
@@ -231,6 +232,9 @@ def choose_table_format(lake: LakeLocation, wanted: str | None, *, new: bool) ->
             f"{recorded}, or another --lake"
         )
     if wanted != HIVE:
+        # A backend that cannot serve this lake (a missing extra, no catalog) refuses
+        # before the marker makes the lake one of its format.
+        open_table(store, wanted)
         store.write(TABLE_MARKER, json.dumps({"format": wanted}).encode("utf-8"))
     return wanted
 
