@@ -349,3 +349,18 @@ def test_an_iceberg_lake_without_pyiceberg_says_what_to_install(
     )
     with pytest.raises(ConfigError, match=r"pip install 'esms-analytics\[iceberg\]'"):
         open_table(str(tmp_path), "iceberg")
+
+
+@FORMATS
+def test_a_sync_of_new_partitions_only_adds_them(
+    sim: Simulator, tmp_path: Path, table_format: str
+) -> None:
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, LAST, LAST, sms_types=[2], table_format=table_format)
+    first = read_lake(lake).collect()
+    _sync(sim, lake, LAST, LAST, sms_types=[8])  # nothing of it stored yet: nothing replaced
+    table = open_table(lake)
+    assert table is not None
+    assert table.version() == 1
+    assert table.partitions() == {(2, LAST), (8, LAST)}
+    assert_frame_equal(read_lake(lake, sms_types=[2]).collect().sort(KEY), first.sort(KEY))

@@ -164,7 +164,7 @@ class TableFormat(abc.ABC):
 
     @abc.abstractmethod
     def version(self) -> int | None:
-        """Return the current version (Delta) or snapshot id (Iceberg); None before a commit."""
+        """Return the current version, 0 for the first commit (Delta and Iceberg); None before one."""
 
     @abc.abstractmethod
     def history(self) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
 """Iceberg tables through ``pyiceberg``: ``<lake>/iceberg/``, in a SQL catalog.
 
 One sync is one pyiceberg transaction: a delete of every staged window's
-partition (the row filter :func:`~esms_analytics.tables.replace_predicate`, as
-for Delta; it drops whole files, as the spec partitions by both columns), an append of the windows' rows, and a tag
+partition that holds rows (the row filter
+:func:`~esms_analytics.tables.partition_predicate`, Delta's predicate; it drops
+whole files, as the spec partitions by both columns), an append of the windows' rows, and a tag
 ``version-<n>`` on the append's snapshot. The catalog commit that swaps the
 table's metadata pointer is the one atomic step: a process killed before it
 leaves only files no metadata names, and the table at its previous version.
@@ -54,7 +55,6 @@ from esms_analytics.tables import (
     StagedWindow,
     TableFormat,
     partition_predicate,
-    replace_predicate,
     storage_options_for,
 )
 
@@ -225,9 +225,11 @@ class IcebergFormat(TableFormat):
             "esms_analytics.windows": str(len(windows)),
             "esms_analytics.rows": str(sum(window.rows for window in windows)),
         }
+        # Only partitions holding rows are deleted: pyiceberg warns of a delete matching none.
+        stored = self._partitions(table) & {(window.sms_type, window.date) for window in windows}
         with transaction as tx:
-            if table is not None:
-                tx.delete(replace_predicate(windows), snapshot_properties=facts)
+            if stored:
+                tx.delete(partition_predicate(stored), snapshot_properties=facts)
             paths = [str(window.path) for window in windows if window.path is not None]
             _append(tx, (_read_staged(path) for path in paths), facts)
             snapshot = tx.table_metadata.current_snapshot_id
@@ -306,7 +308,9 @@ class IcebergFormat(TableFormat):
 
     def partitions(self) -> set[tuple[int, date]]:
         """Return the partitions holding rows in the current snapshot."""
-        table = self._table()
+        return self._partitions(self._table())
+
+    def _partitions(self, table: Any | None) -> set[tuple[int, date]]:
         if table is None or table.current_snapshot() is None:
             return set()
         stats = table.inspect.partitions()
