@@ -294,14 +294,14 @@ class IcebergFormat(TableFormat):
             if not name.startswith(TAG_PREFIX) or ref.snapshot_ref_type != "tag":
                 continue
             snapshot = table.snapshot_by_id(ref.snapshot_id)
-            summary = dict(snapshot.summary.additional_properties) if snapshot.summary else {}
+            summary = snapshot.summary if snapshot is not None else None
             found.append(
                 {
                     "version": int(name.removeprefix(TAG_PREFIX)),
                     "snapshot_id": ref.snapshot_id,
-                    "timestamp": snapshot.timestamp_ms if snapshot else None,
-                    "operation": snapshot.summary.operation.value if snapshot.summary else None,
-                    **summary,
+                    "timestamp": snapshot.timestamp_ms if snapshot is not None else None,
+                    "operation": summary.operation.value if summary is not None else None,
+                    **(dict(summary.additional_properties) if summary is not None else {}),
                 }
             )
         return sorted(found, key=lambda entry: -int(entry["version"]))
@@ -352,7 +352,8 @@ class IcebergFormat(TableFormat):
         removed = sum(files for kind, day, files in keys if (kind, day) in set(chosen))
         if not chosen:
             return Compacted(0, 0, _version(table))
-        version = (_version(table) or 0) + 1
+        latest = _version(table)
+        version = 0 if latest is None else latest + 1
         facts = {
             "esms_analytics.version": str(version),
             "esms_analytics.compacted": str(len(chosen)),
