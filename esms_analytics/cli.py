@@ -381,9 +381,10 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
     )
     sync.add_argument(
         "--table-format",
-        choices=["hive", "delta"],
+        choices=["hive", "delta", "iceberg"],
         default=None,
-        help="a new lake's format: Hive files, or a Delta table committed once per sync "
+        help="a new lake's format: Hive files, or a Delta or Iceberg table committed once per "
+        "sync; an Iceberg lake in a bucket needs $ESMS_ICEBERG_CATALOG_URI "
         "(default the lake's own; hive for a new lake)",
     )
     sync.add_argument(

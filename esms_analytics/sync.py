@@ -245,10 +245,12 @@ def sync(
         Store a re-fetch even when it holds fewer than :data:`SHRINK_LIMIT` of
         the rows stored (or none); without it such a window fails, its
         partition kept.
-    table_format : ``hive`` or ``delta``, optional
+    table_format : ``hive``, ``delta`` or ``iceberg``, optional
         The format of a new lake (default ``hive``); an existing lake keeps its
         own, and another one asked for is refused. For a table, the windows
         fetched are committed together when the sync ends (one table version).
+        An Iceberg lake in a bucket needs ``ESMS_ICEBERG_CATALOG_URI``
+        (:mod:`esms_analytics.tables.iceberg`).
     probes : bool
         Find empty windows with wide probes first (:mod:`esms_analytics.probes`):
         one request for a month of an unused type instead of one a day.

@@ -57,6 +57,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "store": {"errors"},
     "tables": {"decode", "errors", "store"},
     "tables.delta": {"tables"},
+    "tables.iceberg": {"errors", "tables"},
     "lake": {"_version", "arguments", "codes", "decode", "errors", "store", "tables"},
     "manifest": {"_version", "errors", "lake", "store"},
     "check": {"codes", "errors", "lake", "manifest", "store"},

@@ -1,4 +1,4 @@
-"""Delta lakes: one sync, one commit; time travel; the format kept; kills and damage."""
+"""Delta and Iceberg lakes: one sync, one commit; time travel; the format kept; kills, damage."""
 
 from __future__ import annotations
 
@@ -17,15 +17,26 @@ import requests
 from polars.testing import assert_frame_equal
 
 from esms_analytics import ConfigError
+from esms_analytics.errors import LakeError
 from esms_analytics.lake import LAKE_SCHEMA, read_lake
 from esms_analytics.simulator import Simulator
+from esms_analytics.store import open_store
 from esms_analytics.sync import sync
-from esms_analytics.tables import open_table, table_format_of
+from esms_analytics.tables import Compacted, open_table, table_format_of
 from tests.conftest import NOW
 from tests.s3 import S3Server, free_port
 
 KEY = ["sms_type", "date", "sms_id", "reference_id", "sent_at"]
 FIRST, LAST = NOW.date() - timedelta(days=6), NOW.date() - timedelta(days=1)
+#: The table formats; each test below runs on both where it applies.
+FORMATS = pytest.mark.parametrize("table_format", ["delta", "iceberg"])
+
+
+def _commit_file(lake: Path, table_format: str) -> Path:
+    """The file a reader opens first: Delta's first log entry, Iceberg's newest metadata."""
+    if table_format == "delta":
+        return lake / "delta" / "_delta_log" / "00000000000000000000.json"
+    return max((lake / "iceberg" / "metadata").glob("*.metadata.json"))
 
 
 def _sync(sim: Simulator, lake: str, first: date, last: date, **options: object) -> object:
@@ -33,12 +44,15 @@ def _sync(sim: Simulator, lake: str, first: date, last: date, **options: object)
         return sync(lake, first, last, client=client, progress=False, now=NOW, **options)  # type: ignore[arg-type]
 
 
-def test_a_delta_sync_is_one_commit_with_the_hive_rows(sim: Simulator, tmp_path: Path) -> None:
-    hive, delta = str(tmp_path / "hive"), str(tmp_path / "delta")
+@FORMATS
+def test_a_table_sync_is_one_commit_with_the_hive_rows(
+    sim: Simulator, tmp_path: Path, table_format: str
+) -> None:
+    hive, delta = str(tmp_path / "hive"), str(tmp_path / table_format)
     _sync(sim, hive, FIRST, LAST, sms_types=[2, 8])
-    report = _sync(sim, delta, FIRST, LAST, sms_types=[2, 8], table_format="delta")
+    report = _sync(sim, delta, FIRST, LAST, sms_types=[2, 8], table_format=table_format)
     assert report.complete  # type: ignore[attr-defined]
-    assert table_format_of(delta) == "delta"
+    assert table_format_of(delta) == table_format
     assert table_format_of(hive) == "hive"
     table = open_table(delta)
     assert table is not None
@@ -57,11 +71,12 @@ def test_a_delta_sync_is_one_commit_with_the_hive_rows(sim: Simulator, tmp_path:
     assert len(table.history()) == 2
 
 
-def test_a_lake_keeps_its_format(sim: Simulator, tmp_path: Path) -> None:
+@FORMATS
+def test_a_lake_keeps_its_format(sim: Simulator, tmp_path: Path, table_format: str) -> None:
     lake = str(tmp_path / "lake")
     _sync(sim, lake, LAST, LAST, sms_types=[2])
     with pytest.raises(ConfigError, match="is a hive lake"):
-        _sync(sim, lake, LAST, LAST, sms_types=[2], table_format="delta")
+        _sync(sim, lake, LAST, LAST, sms_types=[2], table_format=table_format)
     with pytest.raises(ConfigError, match="Hive lake"):
         read_lake(lake, version=0)
     assert table_format_of(lake) == "hive"
@@ -117,12 +132,13 @@ with Simulator(now=NOW, days=20, daily_volume=60, seed=11) as sim, sim.client() 
 
 
 # Killed while it fetches and stages, and while asleep just before its commit.
+@FORMATS
 @pytest.mark.parametrize("pause", ["0", "3"])
 def test_a_sync_killed_before_its_commit_leaves_the_last_version(
-    sim: Simulator, tmp_path: Path, pause: str
+    sim: Simulator, tmp_path: Path, pause: str, table_format: str
 ) -> None:
     lake = str(tmp_path / "lake")
-    _sync(sim, lake, FIRST, LAST, sms_types=[2], table_format="delta")
+    _sync(sim, lake, FIRST, LAST, sms_types=[2], table_format=table_format)
     before = read_lake(lake).collect().sort(KEY)
     env = {**os.environ, "ESMS_ANALYTICS_TEST_COMMIT_PAUSE": "30", "PYTHONPATH": os.getcwd()}
     child = subprocess.Popen(
@@ -146,22 +162,28 @@ def test_a_sync_killed_before_its_commit_leaves_the_last_version(
     assert read_lake(lake).collect().height > before.height
 
 
-def test_lake_check_names_a_damaged_commit_file(sim: Simulator, tmp_path: Path) -> None:
+@FORMATS
+def test_lake_check_names_a_damaged_commit_file(
+    sim: Simulator, tmp_path: Path, table_format: str
+) -> None:
     lake = tmp_path / "lake"
-    _sync(sim, str(lake), LAST, LAST, sms_types=[2], table_format="delta")
+    _sync(sim, str(lake), LAST, LAST, sms_types=[2], table_format=table_format)
     table = open_table(str(lake))
     assert table is not None
     assert table.check() == []
-    log = lake / "delta" / "_delta_log" / "00000000000000000000.json"
+    log = _commit_file(lake, table_format)
     log.write_bytes(log.read_bytes()[:40])
     problems = table.check()
     assert len(problems) == 1
     assert str(log) in problems[0]
 
 
-def test_compact_merges_the_files_of_settled_days(sim: Simulator, tmp_path: Path) -> None:
+@FORMATS
+def test_compact_merges_the_files_of_settled_days(
+    sim: Simulator, tmp_path: Path, table_format: str
+) -> None:
     lake = str(tmp_path / "lake")
-    _sync(sim, lake, FIRST, FIRST, sms_types=[2], table_format="delta")
+    _sync(sim, lake, FIRST, FIRST, sms_types=[2], table_format=table_format)
     _sync(sim, lake, FIRST, FIRST, sms_types=[2], refresh=True)
     table = open_table(lake)
     assert table is not None
@@ -172,11 +194,13 @@ def test_compact_merges_the_files_of_settled_days(sim: Simulator, tmp_path: Path
     assert isinstance(pl.DataFrame(table.history()), pl.DataFrame)
 
 
+@FORMATS
 def test_the_cli_syncs_checks_and_refuses_another_format(
     sim: Simulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    table_format: str,
 ) -> None:
     from esms_analytics.cli import main
 
@@ -185,28 +209,158 @@ def test_the_cli_syncs_checks_and_refuses_another_format(
     lake = tmp_path / "lake"
     sync_args = ["sync", "--lake", str(lake), "--from", str(LAST), "--to", str(LAST)]
     sync_args += ["--base-url", sim.base_url, "--quiet", "--rate-limit", "0", "--sms-type", "2"]
-    assert main([*sync_args, "--table-format", "delta"]) == 0
+    assert main([*sync_args, "--table-format", table_format]) == 0
     assert main(["lake", "check", "--lake", str(lake)]) == 0
     assert main([*sync_args, "--table-format", "hive"]) == 2
     err = capsys.readouterr().err
-    assert "is a delta lake" in err
+    assert f"is a {table_format} lake" in err
     assert len(err.strip().splitlines()) == 1
-    log = lake / "delta" / "_delta_log" / "00000000000000000000.json"
+    log = _commit_file(lake, table_format)
     log.write_bytes(b"{not json")
     assert main(["lake", "check", "--lake", str(lake)]) == 5
     assert str(log) in capsys.readouterr().out
 
 
+@FORMATS
 def test_a_second_sync_at_once_is_refused_and_commits_nothing(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, table_format: str
 ) -> None:
     from esms_analytics.errors import LakeLockedError
     from esms_analytics.lake import lake_lock
 
     lake = str(tmp_path / "lake")
-    _sync(sim, lake, LAST, LAST, sms_types=[2], table_format="delta")
+    _sync(sim, lake, LAST, LAST, sms_types=[2], table_format=table_format)
     table = open_table(lake)
     assert table is not None
     with lake_lock(lake), pytest.raises(LakeLockedError):  # the first sync holds the lock
         _sync(sim, lake, FIRST, LAST, sms_types=[2])
     assert table.version() == 0
+
+
+@FORMATS
+def test_a_resync_replaces_a_changed_day(sim: Simulator, tmp_path: Path, table_format: str) -> None:
+    hive, lake, today = str(tmp_path / "hive"), str(tmp_path / "lake"), NOW.date()
+    for where, kind in ((hive, None), (lake, table_format)):
+        _sync(sim, where, today, today, sms_types=[2], table_format=kind)
+    early = read_lake(lake).collect().sort(KEY)
+    assert not early["is_final"].all()
+    sim.clock.advance(timedelta(days=4))  # the day's reports arrive: every row final
+    for where in (hive, lake):
+        with sim.client() as client:
+            now = sim.clock.now()
+            sync(where, today, today, sms_types=[2], client=client, progress=False, now=now)
+    late = read_lake(lake).collect().sort(KEY)
+    assert late["is_final"].all()
+    assert late.select(KEY).is_unique().all()  # replaced, not appended
+    assert_frame_equal(late, read_lake(hive).collect().sort(KEY))
+    assert_frame_equal(read_lake(lake, version=0).collect().sort(KEY), early)
+
+
+def test_an_iceberg_lake_in_a_bucket_needs_a_catalog(
+    sim: Simulator,
+    s3_server: S3Server,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options = s3_server.storage_options()
+    lake = f"s3://{s3_bucket}/lake"
+    monkeypatch.delenv("ESMS_ICEBERG_CATALOG_URI", raising=False)
+    with pytest.raises(ConfigError, match="set ESMS_ICEBERG_CATALOG_URI") as refused:
+        _sync(sim, lake, LAST, LAST, sms_types=[2], table_format="iceberg", storage_options=options)
+    assert len(str(refused.value).splitlines()) == 1
+    assert s3_server.keys(s3_bucket) == {}  # refused before the lake was made an Iceberg lake
+    catalog = tmp_path / "catalog.db"
+    monkeypatch.setenv("ESMS_ICEBERG_CATALOG_URI", f"sqlite:///{catalog}")
+    _sync(sim, lake, FIRST, LAST, sms_types=[2], table_format="iceberg", storage_options=options)
+    first = read_lake(lake, storage_options=options).collect().sort(KEY)
+    assert first.height > 0
+    assert first.schema == LAKE_SCHEMA
+    assert catalog.exists()
+    keys = s3_server.keys(s3_bucket, "lake/")
+    assert any(key.startswith("lake/iceberg/metadata/") for key in keys)
+    assert any(key.startswith("lake/iceberg/data/") for key in keys)
+    _sync(sim, lake, FIRST, LAST, sms_types=[2], storage_options=options)
+    table = open_table(open_store(lake, storage_options=options))
+    assert table is not None
+    assert table.version() == 1
+    assert table.check() == []
+    assert_frame_equal(
+        read_lake(lake, version=0, storage_options=options).collect().sort(KEY), first
+    )
+    # Another catalog does not know the table: refused, not taken for an empty lake.
+    monkeypatch.setenv("ESMS_ICEBERG_CATALOG_URI", f"sqlite:///{tmp_path / 'other.db'}")
+    with pytest.raises(LakeError, match="does not know"):
+        read_lake(lake, storage_options=options)
+
+
+def test_an_iceberg_table_stores_small_integers_as_int32_and_reads_them_back(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, LAST, LAST, sms_types=[2], table_format="iceberg")
+    table = open_table(lake)
+    assert table is not None
+    rows = table.read().collect()
+    assert rows.schema["sms_type"] == pl.Int16
+    assert rows.schema["send_status"] == pl.Int8
+    # Other engines see the table's own types: 32-bit integers, instants in UTC.
+    raw = pl.scan_iceberg(str(max((tmp_path / "lake" / "iceberg" / "metadata").glob("*.json"))))
+    schema = raw.collect_schema()
+    assert schema["sms_type"] == pl.Int32
+    assert schema["sent_at"] == pl.Datetime("us", "UTC")
+    with pytest.raises(ConfigError, match="has no version 5"):
+        table.read(version=5)
+
+
+def test_iceberg_compact_rewrites_a_partition_of_several_files(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, FIRST, FIRST + timedelta(days=1), sms_types=[2], table_format="iceberg")
+    table = open_table(lake)
+    assert table is not None
+    before = read_lake(lake).collect().sort(KEY)
+    # Another writer split a day into two files (a sync writes one a partition).
+    raw = table._table()  # type: ignore[attr-defined]
+    day = f"sms_type = 2 AND date = '{FIRST.isoformat()}'"
+    rows = raw.scan(row_filter=day).to_arrow()
+    with raw.transaction() as tx:
+        tx.delete(day)
+        tx.append(rows.slice(0, 2))
+        tx.append(rows.slice(2))
+    done = table.compact(NOW.date())
+    assert (done.files_removed, done.files_added, done.version) == (2, 1, 1)
+    assert table.version() == 1
+    assert_frame_equal(read_lake(lake).collect().sort(KEY), before)
+    assert table.compact(NOW.date()) == Compacted(0, 0, 1)  # nothing left to merge
+
+
+def test_an_iceberg_lake_without_pyiceberg_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "pyiceberg" else found(name, *a),
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'esms-analytics\[iceberg\]'"):
+        open_table(str(tmp_path), "iceberg")
+
+
+@FORMATS
+def test_a_sync_of_new_partitions_only_adds_them(
+    sim: Simulator, tmp_path: Path, table_format: str
+) -> None:
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, LAST, LAST, sms_types=[2], table_format=table_format)
+    first = read_lake(lake).collect()
+    _sync(sim, lake, LAST, LAST, sms_types=[8])  # nothing of it stored yet: nothing replaced
+    table = open_table(lake)
+    assert table is not None
+    assert table.version() == 1
+    assert table.partitions() == {(2, LAST), (8, LAST)}
+    assert_frame_equal(read_lake(lake, sms_types=[2]).collect().sort(KEY), first.sort(KEY))

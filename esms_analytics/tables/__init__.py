@@ -5,7 +5,7 @@ recorded in the lake's root, in ``_table.json`` (``{"format": "delta"}``); a lak
 is a Hive lake (:mod:`esms_analytics.lake`), the default. A table lake keeps
 everything else a Hive lake has (``_manifest.json`` and its journal, the
 lock, ``_quarantine/``): only the rows live elsewhere, in a table under the
-lake's folder (``delta/`` for Delta; Iceberg is not built yet), partitioned by
+lake's folder (``delta/`` for Delta, ``iceberg/`` for Iceberg), partitioned by
 ``sms_type`` and ``date`` with the columns of :data:`TABLE_SCHEMA`.
 
 The sync verifies each window as for Hive and *stages* it
@@ -16,7 +16,7 @@ sees the whole sync or none of it, and every earlier version stays readable
 (:meth:`TableFormat.read` with ``version``).
 
 This package imports only the floors below :mod:`esms_analytics.lake`; the
-backend imports ``deltalake`` when a table is opened, never
+backends import ``deltalake`` or ``pyiceberg`` when a table is opened, never
 with ``import esms_analytics``.
 """
 
@@ -25,9 +25,10 @@ from __future__ import annotations
 import abc
 import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -40,17 +41,20 @@ from esms_analytics.store import LakeLocation, LakeStore, open_store
 
 HIVE: Final = "hive"
 DELTA: Final = "delta"
-#: Iceberg (pyiceberg) is not built yet: a lake cannot ask for it (issue #22).
-TABLE_FORMATS: Final = (HIVE, DELTA)
+ICEBERG: Final = "iceberg"
+TABLE_FORMATS: Final = (HIVE, DELTA, ICEBERG)
 #: Each table format's backend, ``module:class`` (a :class:`TableFormat` taking the store).
 _BACKENDS: Final = {
     DELTA: "esms_analytics.tables.delta:DeltaFormat",
+    ICEBERG: "esms_analytics.tables.iceberg:IcebergFormat",
 }
 #: The object naming a lake's table format; absent in a Hive lake.
 TABLE_MARKER: Final = "_table.json"
 #: The columns of a table lake, in order: :data:`esms_analytics.LAKE_SCHEMA` as Polars sees it.
 POLARS_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date()})
 PARTITION_COLUMNS: Final = ("sms_type", "date")
+#: Days named by one ``IN`` list of :func:`replace_predicate`.
+PREDICATE_DAYS: Final = 500
 
 
 def _arrow_type(kind: pa.DataType) -> pa.DataType:
@@ -118,7 +122,7 @@ class Compacted:
 class TableFormat(abc.ABC):
     """A lake's rows as one table: committed a sync at a time, read at any version."""
 
-    #: ``delta``.
+    #: ``delta`` or ``iceberg``.
     name: ClassVar[str]
     #: The table's folder under the lake's root.
     folder: ClassVar[str]
@@ -160,7 +164,7 @@ class TableFormat(abc.ABC):
 
     @abc.abstractmethod
     def version(self) -> int | None:
-        """Return the current version (Delta) or snapshot id (Iceberg); None before a commit."""
+        """Return the current version, 0 for the first commit (Delta and Iceberg); None before one."""
 
     @abc.abstractmethod
     def history(self) -> list[dict[str, Any]]:
@@ -228,6 +232,9 @@ def choose_table_format(lake: LakeLocation, wanted: str | None, *, new: bool) ->
             f"{recorded}, or another --lake"
         )
     if wanted != HIVE:
+        # A backend that cannot serve this lake (a missing extra, no catalog) refuses
+        # before the marker makes the lake one of its format.
+        open_table(store, wanted)
         store.write(TABLE_MARKER, json.dumps({"format": wanted}).encode("utf-8"))
     return wanted
 
@@ -258,3 +265,51 @@ def new_lake(lake: LakeLocation) -> bool:
         and store.head(TABLE_MARKER) is None
         and not (store.list_dirs("sms/"))
     )
+
+
+def replace_predicate(windows: Sequence[StagedWindow]) -> str:
+    """Return the predicate naming the partitions of ``windows`` (:func:`partition_predicate`)."""
+    return partition_predicate((window.sms_type, window.date) for window in windows)
+
+
+def partition_predicate(partitions: Iterable[tuple[int, date]]) -> str:
+    """Return a predicate naming the (sms_type, date) ``partitions``: per type, ranges and lists.
+
+    Consecutive days go into ranges (``date >= ... AND date <= ...``) so a sync of
+    years of days stays a short predicate; scattered days into ``IN`` lists of at
+    most :data:`PREDICATE_DAYS`. It is the SQL that delta-rs's predicates and
+    pyiceberg's row filters both parse.
+    """
+    terms = []
+    keys = sorted(set(partitions))
+    for sms_type, group in groupby(keys, key=lambda key: key[0]):
+        days = [day for _, day in group]
+        singles: list[date] = []
+        for first, last in _runs(days):
+            if (last - first).days >= 2:
+                terms.append(
+                    f"(sms_type = {int(sms_type)} AND date >= '{first.isoformat()}' "
+                    f"AND date <= '{last.isoformat()}')"
+                )
+            else:
+                singles.extend(first + timedelta(days=n) for n in range((last - first).days + 1))
+        for start in range(0, len(singles), PREDICATE_DAYS):
+            listed = ", ".join(
+                f"'{day.isoformat()}'" for day in singles[start : start + PREDICATE_DAYS]
+            )
+            terms.append(f"(sms_type = {int(sms_type)} AND date IN ({listed}))")
+    return " OR ".join(terms)
+
+
+def _runs(days: Sequence[date]) -> Iterator[tuple[date, date]]:
+    """Group sorted ``days`` into runs of consecutive days: (first, last) each."""
+    if not days:
+        return
+    first = last = days[0]
+    for day in days[1:]:
+        if day == last + timedelta(days=1):
+            last = day
+            continue
+        yield first, last
+        first = last = day
+    yield first, last

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
-from itertools import groupby
+from datetime import date
 from typing import Any, ClassVar, Final
 
 import polars as pl
@@ -31,11 +30,10 @@ from esms_analytics.tables import (
     Compacted,
     StagedWindow,
     TableFormat,
+    replace_predicate,
     storage_options_for,
 )
 
-#: Days named by one ``IN`` list of the predicate.
-PREDICATE_DAYS: Final = 500
 LOG_DIR: Final = "_delta_log"
 
 
@@ -193,45 +191,3 @@ def _batches(paths: Sequence[str]) -> Iterator[pa.RecordBatch]:
 
 def _day(value: object) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
-def replace_predicate(windows: Sequence[StagedWindow]) -> str:
-    """Return the predicate naming the partitions of ``windows``: per type, ``IN`` lists of days.
-
-    Consecutive days go into ranges (``date BETWEEN``) so a sync of years of days
-    stays a short predicate; scattered days into ``IN`` lists of at most
-    :data:`PREDICATE_DAYS`.
-    """
-    terms = []
-    keys = sorted({(window.sms_type, window.date) for window in windows})
-    for sms_type, group in groupby(keys, key=lambda key: key[0]):
-        days = [day for _, day in group]
-        singles: list[date] = []
-        for first, last in _runs(days):
-            if (last - first).days >= 2:
-                terms.append(
-                    f"(sms_type = {int(sms_type)} AND date >= '{first.isoformat()}' "
-                    f"AND date <= '{last.isoformat()}')"
-                )
-            else:
-                singles.extend(first + timedelta(days=n) for n in range((last - first).days + 1))
-        for start in range(0, len(singles), PREDICATE_DAYS):
-            listed = ", ".join(
-                f"'{day.isoformat()}'" for day in singles[start : start + PREDICATE_DAYS]
-            )
-            terms.append(f"(sms_type = {int(sms_type)} AND date IN ({listed}))")
-    return " OR ".join(terms)
-
-
-def _runs(days: Sequence[date]) -> Iterator[tuple[date, date]]:
-    """Group sorted ``days`` into runs of consecutive days: (first, last) each."""
-    if not days:
-        return
-    first = last = days[0]
-    for day in days[1:]:
-        if day == last + timedelta(days=1):
-            last = day
-            continue
-        yield first, last
-        first = last = day
-    yield first, last
