@@ -37,6 +37,7 @@ from esms_analytics.lake import (
 )
 from esms_analytics.manifest import Manifest, WindowEntry, window_key
 from esms_analytics.store import LakeLocation, LakeStore
+from esms_analytics.tables import TableFormat, open_table
 
 # -- information --------------------------------------------------------------
 
@@ -146,6 +147,9 @@ def lake_info(lake: LakeLocation, *, storage_options: Mapping[str, str] | None =
     """
     store = open_lake(lake, create=False, storage_options=storage_options)
     manifest = Manifest(store)
+    table = open_table(store)
+    if table is not None:
+        return _table_info(store, manifest, table)
     found = lake_inventory(store)
     files = {window_key(file.sms_type, file.date): file for file in found.files}
     keys = sorted(set(manifest.entries) | set(files))
@@ -171,6 +175,47 @@ def lake_info(lake: LakeLocation, *, storage_options: Mapping[str, str] | None =
     return LakeInfo(
         store.location, windows, _missing_days(windows), found.foreign, manifest.problem
     )
+
+
+def _table_info(store: LakeStore, manifest: Manifest, table: TableFormat) -> LakeInfo:
+    """Summarise a table lake: the manifest's windows against the table's partitions.
+
+    A table keeps no file a window, so ``file_bytes`` is 0; a window recorded
+    with rows whose partition the table's current version lacks is
+    ``missing_file``, a partition the manifest does not record ``unrecorded``
+    (``lake check`` reads the table's log and files).
+    """
+    partitions = table.partitions() if table.exists() else set()
+    records = []
+    for entry in manifest.entries.values():
+        held = (entry.sms_type, entry.date) in partitions
+        records.append(
+            {
+                "sms_type": entry.sms_type,
+                "date": entry.date,
+                "rows": entry.rows,
+                "file_bytes": 0,
+                "fetched_at": entry.fetched_at,
+                "settled": entry.settled,
+                "status": "ok" if held or not entry.rows else "missing_file",
+            }
+        )
+    for sms_type, day in sorted(
+        partitions - {(e.sms_type, e.date) for e in manifest.entries.values()}
+    ):
+        records.append(
+            {
+                "sms_type": sms_type,
+                "date": day,
+                "rows": 0,
+                "file_bytes": 0,
+                "fetched_at": None,
+                "settled": False,
+                "status": "unrecorded",
+            }
+        )
+    windows = pl.DataFrame(records, schema=_INFO_SCHEMA).sort("sms_type", "date")
+    return LakeInfo(store.location, windows, _missing_days(windows), [], manifest.problem)
 
 
 def _missing_days(windows: pl.DataFrame) -> list[tuple[int, date]]:

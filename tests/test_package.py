@@ -60,7 +60,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "tables.iceberg": {"errors", "tables"},
     "lake": {"_version", "arguments", "codes", "decode", "errors", "store", "tables"},
     "manifest": {"_version", "errors", "lake", "store"},
-    "check": {"codes", "errors", "lake", "manifest", "store"},
+    "check": {"codes", "errors", "lake", "manifest", "store", "tables"},
     "probes": {"client", "errors"},
     "ops": set(),
     "ops.logs": {"errors"},

@@ -211,6 +211,11 @@ def test_the_cli_syncs_checks_and_refuses_another_format(
     sync_args += ["--base-url", sim.base_url, "--quiet", "--rate-limit", "0", "--sms-type", "2"]
     assert main([*sync_args, "--table-format", table_format]) == 0
     assert main(["lake", "check", "--lake", str(lake)]) == 0
+    # lake info reads the table's partitions, not sms/ (it reported every day missing).
+    capsys.readouterr()
+    assert main(["lake", "info", "--lake", str(lake)]) == 0
+    info = capsys.readouterr().out
+    assert "healthy" in info
     assert main([*sync_args, "--table-format", "hive"]) == 2
     err = capsys.readouterr().err
     assert f"is a {table_format} lake" in err
