@@ -26,8 +26,11 @@ Layout (a public contract, see README "The lake"):
   metadata, for Polars), row groups of :data:`ROW_GROUP_ROWS` rows; the
   key-value metadata holds ``esms_analytics.schema_version``, ``.writer_version``
   (the package version that wrote it), ``.sms_type``,
-  ``.date``, ``.fetched_at``, ``.count_total``, ``.requests`` and
-  ``.settled``, so the manifest can be rebuilt from the files.
+  ``.date``, ``.fetched_at``, ``.count_total``, ``.requests``,
+  ``.settled`` and the lake's ``.privacy`` (with ``.pseudonym_key_fingerprint``
+  in a pseudonymised lake, whose columns are
+  :data:`~esms_analytics.privacy.policy.PSEUDONYMISED_SCHEMA`'s), so the
+  manifest can be rebuilt from the files.
 - A window with no rows has no file (its manifest entry says ``rows: 0``).
 - Names starting with ``_`` or ``.`` are not data: Spark, Hive, Trino and
   pyarrow skip them, and temporary files use them.

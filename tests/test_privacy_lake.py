@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -342,3 +343,33 @@ def test_the_python_api_takes_the_policy_by_name(
             tmp_path / "lake", FIRST, FIRST, client=client, progress=False, privacy="pseudonymised"
         )
     assert "phone_token" in read_lake(tmp_path / "lake").collect_schema()
+
+
+def test_a_lost_manifest_keeps_the_policy_and_the_key_check(
+    env: Simulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lake = tmp_path / "lake"
+    assert _sync(env, lake, "--privacy", "pseudonymised", days=2) == 0
+    (lake / "_manifest.json").unlink()
+    capsys.readouterr()
+    # Rebuilt from the files' metadata: the lake is still pseudonymised, under its key.
+    assert "phone_token" in read_lake(lake).collect_schema()
+    monkeypatch.setenv(KEY_VARIABLE, OTHER_KEY)
+    assert _sync(env, lake, "--refresh", days=2) == 2
+    assert "not the key" in capsys.readouterr().err
+    assert not (lake / "_manifest.json").exists()
+
+
+def test_the_policy_never_shows_or_pickles_its_key() -> None:
+    policy = PrivacyPolicy("pseudonymised", key=KEY)
+    assert KEY not in repr(policy)
+    assert KEY not in str(policy)
+    with pytest.raises(TypeError, match="not pickled"):
+        pickle.dumps(policy)
+    assert policy == PrivacyPolicy("pseudonymised", key=KEY)
+    assert policy != PrivacyPolicy("pseudonymised", key=OTHER_KEY)
+    with pytest.raises(ConfigError, match="takes no pseudonym key"):
+        PrivacyPolicy("raw", key=KEY)
