@@ -388,6 +388,14 @@ def _add_sync_command(commands: argparse._SubParsersAction[_Parser]) -> argparse
         "(default the lake's own; hive for a new lake)",
     )
     sync.add_argument(
+        "--privacy",
+        choices=["raw", "pseudonymised"],
+        default=None,
+        help="a new lake's privacy policy: raw rows, or pseudonymised ones (no phone, texts "
+        "redacted; the key from ESMS_PSEUDONYM_KEY) (default the lake's own; raw for a new "
+        "lake)",
+    )
+    sync.add_argument(
         "--summary-json",
         metavar="FILE",
         help="write the run's totals to FILE when it ends, however it ends (windows stored, "
@@ -859,6 +867,8 @@ def _sync_run(args: argparse.Namespace, run: _SyncRun) -> int:
         sms_types=args.sms_types,
         refresh=args.refresh,
         storage_options=_storage_options(args),
+        privacy=args.privacy,
+        table_format=args.table_format,
     )
     rate = args.rate_limit or None
     seconds = plan.seconds(rate)
@@ -903,6 +913,7 @@ def _sync_run(args: argparse.Namespace, run: _SyncRun) -> int:
             allow_shrink=args.allow_shrink,
             table_format=args.table_format,
             probes=not args.no_probes,
+            privacy=args.privacy,
         )
     print(report.summary())
     if signals.exit_code is not None:

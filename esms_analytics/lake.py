@@ -26,8 +26,11 @@ Layout (a public contract, see README "The lake"):
   metadata, for Polars), row groups of :data:`ROW_GROUP_ROWS` rows; the
   key-value metadata holds ``esms_analytics.schema_version``, ``.writer_version``
   (the package version that wrote it), ``.sms_type``,
-  ``.date``, ``.fetched_at``, ``.count_total``, ``.requests`` and
-  ``.settled``, so the manifest can be rebuilt from the files.
+  ``.date``, ``.fetched_at``, ``.count_total``, ``.requests``,
+  ``.settled`` and the lake's ``.privacy`` (with ``.pseudonym_key_fingerprint``
+  in a pseudonymised lake, whose columns are
+  :data:`~esms_analytics.privacy.policy.PSEUDONYMISED_SCHEMA`'s), so the
+  manifest can be rebuilt from the files.
 - A window with no rows has no file (its manifest entry says ``rows: 0``).
 - Names starting with ``_`` or ``.`` are not data: Spark, Hive, Trino and
   pyarrow skip them, and temporary files use them.
@@ -67,6 +70,7 @@ from esms_analytics.arguments import DateLike, SmsTypes, date_bounds, sms_type_c
 from esms_analytics.codes import VN_TZ
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError
+from esms_analytics.privacy.policy import PSEUDONYMISED, PSEUDONYMISED_SCHEMA, RAW, PrivacyPolicy
 from esms_analytics.store import LOCK_NAME, LakeLocation, LakeStore, ObjectInfo, open_store
 
 logger = logging.getLogger("esms_analytics")
@@ -89,9 +93,13 @@ SOURCE_SIMULATOR: Final = "simulator"
 PARTITION_SCHEMA: Final = pl.Schema({"sms_type": pl.Int16(), "date": pl.Date()})
 #: What :func:`read_lake` returns: the canonical columns, then the partition day.
 LAKE_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date()})
+#: What :func:`read_lake` returns for a pseudonymised lake (README "Personal data"):
+#: :data:`~esms_analytics.privacy.policy.PSEUDONYMISED_SCHEMA`, then the partition day.
+PSEUDONYMISED_LAKE_SCHEMA: Final = pl.Schema({**PSEUDONYMISED_SCHEMA, "date": pl.Date()})
 #: sync's default settle time, for files written before they recorded ``settled``.
 _REBUILD_SETTLE_DAYS: Final = 3
 _FILE_COLUMNS: Final = [name for name in SCHEMA if name != "sms_type"]
+_PSEUDONYMISED_FILE_COLUMNS: Final = [name for name in PSEUDONYMISED_SCHEMA if name != "sms_type"]
 _META: Final = "esms_analytics."
 _T = TypeVar("_T")
 #: The files each read_lake called inside a reading_lake block listed: where to look
@@ -216,9 +224,19 @@ class PartitionWriter:
     temporary folder for an object store (``TMPDIR``).
     """
 
-    def __init__(self, lake: LakeLocation, sms_type: int, day: date, *, order: Sequence[str]):
+    def __init__(
+        self,
+        lake: LakeLocation,
+        sms_type: int,
+        day: date,
+        *,
+        order: Sequence[str],
+        privacy: PrivacyPolicy | None = None,
+    ):
         self.store = open_store(lake)
         self.sms_type, self.day, self.order = sms_type, day, list(order)
+        #: The lake's policy: a pseudonymised one turns each batch into its rows on write.
+        self.privacy = privacy or PrivacyPolicy(RAW)
         #: Rows written so far.
         self.rows = 0
         self._path: Path | None = None
@@ -234,11 +252,16 @@ class PartitionWriter:
         self.discard()
 
     def write(self, frame: pl.DataFrame) -> None:
-        """Take ``frame`` (:data:`~esms_analytics.SCHEMA`) as a sorted run: held if first, else spilled."""
+        """Take ``frame`` (:data:`~esms_analytics.SCHEMA`) as a sorted run: held if first, else spilled.
+
+        A pseudonymised lake's batch is sorted first (by the raw columns, as a raw
+        lake's), then pseudonymised: no phone or text reaches the spill.
+        """
         _check_rows(frame, self.sms_type)
         if not frame.height:
             return
-        table = _to_arrow(frame.select(_FILE_COLUMNS).sort(self.order, nulls_last=True))
+        rows = self.privacy.pseudonymise(frame.sort(self.order, nulls_last=True))
+        table = _to_arrow(rows.select(_file_columns(self.privacy.pseudonymised)))
         with self._lock:
             self.rows += table.num_rows
             if self._spill is None and self._held is None:
@@ -261,7 +284,7 @@ class PartitionWriter:
             try:
                 if self._spill is not None:
                     self._spill.close()
-                facts = _facts(self.sms_type, self.day, fetched_at, count_total)
+                facts = _facts(self.sms_type, self.day, fetched_at, count_total, self.privacy)
                 facts |= {
                     "requests": str(requests),
                     "settled": _settled(self.day, fetched_at, settled),
@@ -282,6 +305,10 @@ class PartitionWriter:
         """
         from esms_analytics.tables import TABLE_SCHEMA, to_table_rows
 
+        if self.privacy.pseudonymised:  # sync refuses the pair before any request
+            raise ConfigError(
+                "a table lake holds raw rows only: it cannot stage pseudonymised ones"
+            )
         with self._lock:
             try:
                 if self._spill is not None:
@@ -369,7 +396,15 @@ def _check_rows(frame: pl.DataFrame, sms_type: int) -> None:
         )
 
 
-def _facts(sms_type: int, day: date, fetched_at: datetime, count_total: int) -> dict[str, str]:
+def _facts(
+    sms_type: int,
+    day: date,
+    fetched_at: datetime,
+    count_total: int,
+    privacy: PrivacyPolicy | None = None,
+) -> dict[str, str]:
+    policy = privacy or PrivacyPolicy(RAW)
+    fingerprint = policy.fingerprint
     return {
         "schema_version": SCHEMA_VERSION,
         "writer_version": __version__,
@@ -377,6 +412,9 @@ def _facts(sms_type: int, day: date, fetched_at: datetime, count_total: int) -> 
         "date": day.isoformat(),
         "fetched_at": fetched_at.isoformat(),
         "count_total": str(count_total),
+        "privacy": policy.name,
+        # The key's fingerprint, never the key: enough to refuse a sync with another key.
+        **({"pseudonym_key_fingerprint": fingerprint} if fingerprint else {}),
     }
 
 
@@ -514,13 +552,21 @@ def _to_arrow(frame: pl.DataFrame) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
+def _file_columns(pseudonymised: bool) -> list[str]:
+    return _PSEUDONYMISED_FILE_COLUMNS if pseudonymised else _FILE_COLUMNS
+
+
 @functools.cache
-def file_schema() -> list[tuple[str, pa.DataType]]:
-    """Return the columns and Arrow types a data file reads back with (what checks expect)."""
+def file_schema(pseudonymised: bool = False) -> list[tuple[str, pa.DataType]]:
+    """Return the columns and Arrow types a data file reads back with (what checks expect).
+
+    ``pseudonymised`` gives a pseudonymised lake's (README "Personal data").
+    """
     # An empty file written the same way: Parquet gives dictionaries back with int32
     # indices, whatever Polars wrote. The writer class, not write_table, so that a test
     # standing in for the data writer (a full disk) does not reach this.
-    table = _to_arrow(pl.DataFrame(schema=SCHEMA).select(_FILE_COLUMNS))
+    schema = PSEUDONYMISED_SCHEMA if pseudonymised else SCHEMA
+    table = _to_arrow(pl.DataFrame(schema=schema).select(_file_columns(pseudonymised)))
     buffer = io.BytesIO()
     with pq.ParquetWriter(buffer, table.schema, compression="zstd") as writer:
         writer.write_table(table)
@@ -712,7 +758,9 @@ def read_footer(store: LakeStore, file: PartitionFile) -> Footer:
         if key.startswith(_META.encode())
     }
     columns = [(column.name, column.type) for column in schema]
-    return Footer(metadata.num_rows, columns == file_schema(), facts, metadata)
+    # A file names its own policy: its columns must be that policy's.
+    expected = file_schema(facts.get("privacy") == PSEUDONYMISED)
+    return Footer(metadata.num_rows, columns == expected, facts, metadata)
 
 
 def corrupt(store: LakeStore, file: PartitionFile, problem: str) -> CorruptPartitionError:
@@ -786,6 +834,10 @@ def read_lake(
 ) -> pl.LazyFrame:
     """Scan the lake as one LazyFrame: the canonical schema plus the partition ``date``.
 
+    A pseudonymised lake (README "Personal data") is read with its own columns,
+    :data:`PSEUDONYMISED_LAKE_SCHEMA`: the scan's own schema (its files have
+    ``phone_token``) or, with no file in the range, the manifest says which.
+
     ``lake`` is a directory, an object-store URL (``s3://bucket/prefix``...) or
     a :class:`~esms_analytics.store.LakeStore`; ``storage_options`` add to the
     cloud's standard environment. ``start``/``end`` (creation days, inclusive:
@@ -840,14 +892,49 @@ def read_lake(
     if scanned is not None:
         scanned.append((store, found.files))
     if not found.files:
-        return pl.LazyFrame(schema=LAKE_SCHEMA)
+        return pl.LazyFrame(schema=_lake_schema(store))
     scan = pl.scan_parquet(
         [store.uri(file.key) for file in found.files],
         hive_partitioning=True,
         hive_schema=dict(PARTITION_SCHEMA),
         storage_options=store.storage_options,
     )
-    return scan.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
+    schema = _scan_schema(scan)
+    return scan.select(list(schema)).cast(dict(schema))  # type: ignore[arg-type]
+
+
+def lake_privacy(store: LakeStore) -> str:
+    """Return the policy a lake's manifest records: ``raw`` or ``pseudonymised``.
+
+    A lake that records none (written before policies existed) is ``raw``; a
+    damaged manifest says nothing here (the sync reports it).
+    """
+    try:
+        text = store.read(MANIFEST_NAME)
+        data = json.loads(text.decode("utf-8")) if text is not None else {}
+    except (OSError, ValueError):
+        return RAW
+    found = data.get("privacy") if isinstance(data, dict) else None
+    return PSEUDONYMISED if found == PSEUDONYMISED else RAW
+
+
+def _lake_schema(store: LakeStore) -> pl.Schema:
+    """Return the schema of a range with no file: the manifest says the lake's policy."""
+    return PSEUDONYMISED_LAKE_SCHEMA if lake_privacy(store) == PSEUDONYMISED else LAKE_SCHEMA
+
+
+def _scan_schema(scan: pl.LazyFrame) -> pl.Schema:
+    """Return the schema to read a scan with: a pseudonymised lake's files have ``phone_token``.
+
+    Polars reads the first file's footer to plan the scan anyway, and keeps what it
+    read for the collect: no request more. A footer it cannot read says nothing here;
+    the collect fails on it, inside :func:`reading_lake`, as it did before.
+    """
+    try:
+        names = scan.collect_schema().names()
+    except pl.exceptions.PolarsError:
+        return LAKE_SCHEMA
+    return PSEUDONYMISED_LAKE_SCHEMA if "phone_token" in names else LAKE_SCHEMA
 
 
 def _open_table(store: LakeStore, version: int | None) -> Any:

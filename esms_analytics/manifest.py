@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 
 from esms_analytics._version import __version__
-from esms_analytics.errors import CorruptPartitionError, LakeError, NewerLakeError
+from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError, NewerLakeError
 from esms_analytics.lake import (
     MANIFEST_NAME,
     QUARANTINE_DIR,
@@ -35,6 +35,7 @@ from esms_analytics.lake import (
     newer_schema,
     read_footer,
 )
+from esms_analytics.privacy.policy import KEY_VARIABLE, POLICIES, PSEUDONYMISED, PrivacyPolicy
 from esms_analytics.store import LakeLocation, LakeStore, open_store
 
 logger = logging.getLogger("esms_analytics")
@@ -154,6 +155,10 @@ class Manifest:
         self.entries: dict[str, WindowEntry] = {}
         #: ``esms`` or ``simulator`` once a window was stored (None in older lakes).
         self.source: str | None = None
+        #: ``raw`` or ``pseudonymised`` once a window was stored (None in older lakes: raw).
+        self.privacy: str | None = None
+        #: The pseudonym key's fingerprint of a pseudonymised lake (never the key).
+        self.fingerprint: str | None = None
         self.problem: str | None = None
         self.rebuilt = 0
         #: The lake's ``schema_version`` when newer than this release's (manifest or a
@@ -210,6 +215,7 @@ class Manifest:
             if source is not None and not isinstance(source, str):
                 raise ValueError(f'"source" is {json.dumps(source)[:40]}, not a JSON string')
             self.source = source
+            self.privacy, self.fingerprint = _privacy_facts(data, strict=True)
             self._versions.add(str(data.get("schema_version")))
             entries = {}
             for key, value in data["windows"].items():
@@ -247,12 +253,17 @@ class Manifest:
             for file in lake_inventory(self.store).files
             if window_key(file.sms_type, file.date) not in self.entries
         ]
+        facts: dict[str, str] = {}
         for entry in map_files(
-            self.store, lambda file: _entry_from_file(self.store, file, self._versions), files
+            self.store,
+            lambda file: _entry_from_file(self.store, file, self._versions, facts),
+            files,
         ):
             if entry is not None:
                 self.entries[entry.key] = entry
                 self.rebuilt += 1
+        if self.privacy is None:  # the files record the policy the manifest lost
+            self.privacy, self.fingerprint = _privacy_facts(facts, strict=False)
         if not self.rebuilt and not self._damaged:
             self.problem = None  # a new lake, or one whose first sync is under way
         elif self.problem is not None:
@@ -263,12 +274,48 @@ class Manifest:
         """Return the entry of a window, if it was ever fetched."""
         return self.entries.get(window_key(sms_type, day))
 
-    def claim(self, source: str) -> None:
-        """Check that rows from ``source`` may join the lake; a lake's first claim is saved."""
+    def check_privacy(self, wanted: PrivacyPolicy | None) -> PrivacyPolicy:
+        """Return the policy a sync writes with: the lake's own, or ``wanted`` for a new lake.
+
+        ``wanted`` None takes the lake's (its key from ``ESMS_PSEUDONYM_KEY``), or
+        raw for a new lake. Another policy, or another key than the one the lake
+        was made with, raises :class:`ConfigError` in one line: call it before
+        anything is written. A lake with windows but no recorded policy is raw.
+        """
+        lake = self.store.location
+        recorded = self.privacy or ("raw" if self.entries else None)
+        if recorded is None:
+            return wanted or PrivacyPolicy("raw")
+        if wanted is None:
+            try:
+                wanted = PrivacyPolicy.from_environment(recorded)
+            except ConfigError as exc:
+                raise ConfigError(f"the lake {lake} is {recorded}: {exc}") from None
+        if wanted.name != recorded:
+            raise ConfigError(
+                f"the lake {lake} is {recorded}; a sync cannot write {wanted.name} rows into "
+                f"it (its policy is chosen when it is created): give another --lake, or "
+                f"--privacy {recorded}"
+            )
+        if wanted.pseudonymised and self.fingerprint != wanted.fingerprint:
+            raise ConfigError(
+                f"{KEY_VARIABLE} is not the key the lake {lake} was made with (its fingerprint "
+                f"is {self.fingerprint}, this key's {wanted.fingerprint}): tokens under two "
+                "keys would not match; set the lake's key, or give another --lake"
+            )
+        return wanted
+
+    def claim(self, source: str, privacy: PrivacyPolicy | None = None) -> None:
+        """Check that rows from ``source`` may join the lake; a lake's first claim is saved.
+
+        ``privacy`` (checked before by :meth:`check_privacy`) is saved with the
+        lake's first claim: its name and its key's fingerprint, never the key.
+        """
         with self._lock:
-            if self.source == source:
+            new_policy = self.privacy is None and privacy is not None
+            if self.source == source and not new_policy:
                 return
-            if self.source is not None:
+            if self.source is not None and self.source != source:
                 lake = self.store.location
                 raise LakeError(
                     f"the lake {lake} holds rows from the {self.source}; rows from the "
@@ -277,6 +324,8 @@ class Manifest:
                     lake=str(lake),
                 )
             self.source = source
+            if new_policy and privacy is not None:
+                self.privacy, self.fingerprint = privacy.name, privacy.fingerprint
         # Saved at once, not at the end of the sync: a sync killed before then must not
         # leave a lake that the other source could join.
         self.compact(force=True)
@@ -308,6 +357,8 @@ class Manifest:
                 "schema_version": SCHEMA_VERSION,
                 "writer_version": __version__,
                 **({"source": self.source} if self.source else {}),
+                **({"privacy": self.privacy} if self.privacy else {}),
+                **({"pseudonym_key_fingerprint": self.fingerprint} if self.fingerprint else {}),
                 "windows": {key: self.entries[key].to_json() for key in sorted(self.entries)},
             }
             self.store.write(
@@ -318,12 +369,27 @@ class Manifest:
             self.problem = None
 
 
+def _privacy_facts(data: dict[str, Any], *, strict: bool) -> tuple[str | None, str | None]:
+    """Read ``privacy`` and ``pseudonym_key_fingerprint`` from a manifest or a file's facts."""
+    privacy, fingerprint = data.get("privacy"), data.get("pseudonym_key_fingerprint")
+    if privacy is not None and privacy not in POLICIES:
+        if strict:
+            raise ValueError(f'"privacy" is {json.dumps(privacy)[:40]}, not raw or pseudonymised')
+        privacy = None
+    if privacy == PSEUDONYMISED and not isinstance(fingerprint, str):
+        if strict:
+            raise ValueError('a pseudonymised lake records no "pseudonym_key_fingerprint"')
+        privacy = None
+    return privacy, fingerprint if privacy == PSEUDONYMISED else None
+
+
 def _entry_from_file(
-    store: LakeStore, file: PartitionFile, versions: set[str]
+    store: LakeStore, file: PartitionFile, versions: set[str], privacy: dict[str, str]
 ) -> WindowEntry | None:
     """Rebuild a manifest entry from a data file's footer; None when it cannot be read.
 
-    The file's ``schema_version`` joins ``versions``.
+    The file's ``schema_version`` joins ``versions``; the first policy facts found
+    go to ``privacy``.
     """
     try:
         footer = read_footer(store, file)
@@ -332,6 +398,9 @@ def _entry_from_file(
         return None
     facts = footer.facts
     versions.add(str(facts.get("schema_version")))
+    for name in ("privacy", "pseudonym_key_fingerprint"):
+        if name in facts:
+            privacy.setdefault(name, facts[name])
     try:
         fetched_at = datetime.fromisoformat(facts["fetched_at"])
         settled_text = facts.get("settled")

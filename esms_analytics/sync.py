@@ -68,6 +68,7 @@ from esms_analytics.lake import (
     partition_key,
 )
 from esms_analytics.manifest import Manifest, WindowEntry
+from esms_analytics.privacy.policy import PrivacyPolicy
 from esms_analytics.probes import ProbeResult, find_empty
 from esms_analytics.store import LakeLocation, LakeStore, open_store
 from esms_analytics.tables import StagedWindow, TableFormat, choose_table_format, open_table
@@ -210,6 +211,7 @@ def sync(
     allow_shrink: bool = False,
     table_format: str | None = None,
     probes: bool = True,
+    privacy: str | PrivacyPolicy | None = None,
 ) -> SyncReport:
     """Bring the lake up to date for the days ``start``..``end`` (inclusive).
 
@@ -254,6 +256,12 @@ def sync(
     probes : bool
         Find empty windows with wide probes first (:mod:`esms_analytics.probes`):
         one request for a month of an unused type instead of one a day.
+    privacy : ``raw``, ``pseudonymised`` or PrivacyPolicy, optional
+        A new lake's policy (default ``raw``; README "Personal data"); an existing
+        lake keeps its own, and another one, or another pseudonym key, is refused
+        (:class:`ConfigError`) before anything is written. ``pseudonymised`` takes
+        its key from ``ESMS_PSEUDONYM_KEY``; a pseudonymised lake needs it even
+        when ``privacy`` is omitted. Not with ``table_format="delta"``.
 
     Returns
     -------
@@ -261,6 +269,7 @@ def sync(
         ``report.complete`` is true when every window is stored whole.
     """
     first, last, types = _check_arguments(start, end, sms_types, workers, settle_days)
+    wanted = _wanted_policy(privacy, table_format)
     moment = (now or datetime.now(VN_TZ)).astimezone(VN_TZ)
     if last > moment.date():
         raise ConfigError(
@@ -277,6 +286,10 @@ def sync(
         with lake_store.lock(), _discarded_unless_used(lake_store, fresh):
             manifest = Manifest(lake_store, warn_newer=False)
             manifest.refuse_if_newer()  # a newer release's lake: nothing is written
+            # Another policy or another key: refused before anything is written or asked.
+            policy = manifest.check_privacy(wanted)
+            if policy.pseudonymised and open_table(lake_store) is not None:
+                raise ConfigError(_NO_PSEUDONYMISED_TABLE)
             if removed := lake_store.clear_litter():
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
             staging = Staging.open(lake_store, table_format, new=not manifest.entries)
@@ -301,6 +314,7 @@ def sync(
                 allow_shrink=allow_shrink,
                 pages_ahead=workers,
                 staging=staging,
+                privacy=policy,
             )
             probed = plan.probe(esms, workers) if probes else None
             try:
@@ -317,6 +331,27 @@ def sync(
             esms.close()
     report.windows.sort(key=lambda window: (window.date, window.sms_type))
     return report
+
+
+#: Why a table lake cannot be pseudonymised (yet): its table has one fixed schema.
+_NO_PSEUDONYMISED_TABLE: Final = (
+    "--privacy pseudonymised needs a Hive lake: a Delta or Iceberg table lake keeps the raw "
+    "columns (its schema is fixed); drop --table-format or use --privacy raw"
+)
+
+
+def _wanted_policy(
+    privacy: str | PrivacyPolicy | None, table_format: str | None
+) -> PrivacyPolicy | None:
+    """Turn ``privacy`` into a policy (its key from the environment); refused with Delta."""
+    if privacy is None:
+        return None
+    policy = (
+        privacy if isinstance(privacy, PrivacyPolicy) else PrivacyPolicy.from_environment(privacy)
+    )
+    if policy.pseudonymised and table_format is not None and table_format != "hive":
+        raise ConfigError(_NO_PSEUDONYMISED_TABLE)
+    return policy
 
 
 @contextlib.contextmanager
@@ -478,8 +513,13 @@ def plan_sync(
     sms_types: Sequence[int] | None = None,
     refresh: bool = False,
     storage_options: Mapping[str, str] | None = None,
+    privacy: str | PrivacyPolicy | None = None,
+    table_format: str | None = None,
 ) -> SyncPlan:
     """Count what :func:`sync` would fetch, from the manifest, without a request or a lock.
+
+    ``privacy`` and ``table_format`` are checked as :func:`sync` checks them: a
+    sync that would be refused is refused here, before its plan is told.
 
     Examples
     --------
@@ -488,6 +528,7 @@ def plan_sync(
     SyncPlan(windows=365, to_fetch=365)
     """
     first, last, types = _check_arguments(start, end, sms_types, workers=1, settle_days=0)
+    wanted = _wanted_policy(privacy, table_format)
     store = open_store(lake, storage_options=storage_options)
     windows = (last - first).days + 1
     if store.is_local and not Path(store.uri("")).exists():
@@ -498,6 +539,9 @@ def plan_sync(
     stored = _stored(store, first, last, types)
     manifest = Manifest(store, warn_newer=False)
     manifest.refuse_if_newer()  # the sync would refuse it: say so before the plan
+    policy = manifest.check_privacy(wanted)
+    if policy.pseudonymised and open_table(store) is not None:
+        raise ConfigError(_NO_PSEUDONYMISED_TABLE)
     plan = _Plan(stored, manifest, first, last, types, refresh=refresh)
     return SyncPlan(plan.windows, plan.jobs())
 
@@ -612,6 +656,8 @@ class _WindowStore:
     #: A table lake's windows wait here for the sync's one commit (None: Hive).
     staging: Staging | None = None
     gate: _WriteGate = field(default_factory=_WriteGate)
+    #: The lake's policy, checked: a pseudonymised lake's rows are pseudonymised on write.
+    privacy: PrivacyPolicy = field(default_factory=lambda: PrivacyPolicy("raw"))
 
     def stopping(self) -> bool:
         """Tell whether the caller stopped the client or a fatal error ended the sync."""
@@ -643,7 +689,9 @@ class _WindowStore:
                 job.sms_type,
                 Window.for_day(job.day),
                 lambda: self.gate.opened(
-                    PartitionWriter(self.lake, job.sms_type, job.day, order=ROW_ORDER)
+                    PartitionWriter(
+                        self.lake, job.sms_type, job.day, order=ROW_ORDER, privacy=self.privacy
+                    )
                 ),
                 page_size=self.page_size,
                 max_passes=self.max_passes,
@@ -669,7 +717,9 @@ class _WindowStore:
 
     def _keep_empty(self, job: _Job) -> WindowReport:
         """Record a window a wide probe found empty, as an empty day window is recorded."""
-        sink = self.gate.opened(PartitionWriter(self.lake, job.sms_type, job.day, order=ROW_ORDER))
+        sink = self.gate.opened(
+            PartitionWriter(self.lake, job.sms_type, job.day, order=ROW_ORDER, privacy=self.privacy)
+        )
         stream = WindowStream(job.sms_type, Window.for_day(job.day), sink, 0, 0, 0, 1, 0)
         try:
             return self._keep(replace(job, reason=f"{job.reason}; empty in a wide probe"), stream)
@@ -745,7 +795,9 @@ class _WindowStore:
         )
         try:
             # Refused before anything is written: real and simulated rows never share a lake.
-            self.manifest.claim(SOURCE_SIMULATOR if self.client.simulated else SOURCE_ESMS)
+            self.manifest.claim(
+                SOURCE_SIMULATOR if self.client.simulated else SOURCE_ESMS, self.privacy
+            )
         except LakeError:
             self.fatal.set()
             raise
