@@ -183,6 +183,24 @@ class TableFormat(abc.ABC):
         """Problems found reading the table's metadata and files, one line each; [] if sound."""
 
 
+def prune(
+    scan: pl.LazyFrame,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    sms_types: Sequence[int] | None = None,
+) -> pl.LazyFrame:
+    """Keep the rows of ``scan`` in the days and types asked: the partitions a read prunes."""
+    conditions = []
+    if start is not None:
+        conditions.append(pl.col("date") >= start)
+    if end is not None:
+        conditions.append(pl.col("date") <= end)
+    if sms_types is not None:
+        conditions.append(pl.col("sms_type").is_in(list(sms_types)))
+    return scan.filter(*conditions) if conditions else scan
+
+
 def table_format_of(lake: LakeLocation) -> str:
     """Return the lake's recorded table format: ``hive`` when nothing is recorded."""
     store = open_store(lake)

@@ -30,6 +30,7 @@ from esms_analytics.tables import (
     Compacted,
     StagedWindow,
     TableFormat,
+    prune,
     replace_predicate,
     storage_options_for,
 )
@@ -97,14 +98,7 @@ class DeltaFormat(TableFormat):
     ) -> pl.LazyFrame:
         """Scan the table at ``version`` (default the latest), partitions pruned."""
         scan = pl.scan_delta(self.uri, version=version, storage_options=self._options())
-        conditions = []
-        if start is not None:
-            conditions.append(pl.col("date") >= start)
-        if end is not None:
-            conditions.append(pl.col("date") <= end)
-        if sms_types is not None:
-            conditions.append(pl.col("sms_type").is_in(list(sms_types)))
-        return scan.filter(*conditions) if conditions else scan
+        return prune(scan, start=start, end=end, sms_types=sms_types)
 
     def version(self) -> int | None:
         """Return the table's version; None before its first commit."""

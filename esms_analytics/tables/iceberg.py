@@ -55,6 +55,7 @@ from esms_analytics.tables import (
     StagedWindow,
     TableFormat,
     partition_predicate,
+    prune,
     storage_options_for,
 )
 
@@ -267,15 +268,7 @@ class IcebergFormat(TableFormat):
             snapshot_id=snapshot_id,
             storage_options=storage_options_for(self.store) or None,
         )
-        conditions = []
-        if start is not None:
-            conditions.append(pl.col("date") >= start)
-        if end is not None:
-            conditions.append(pl.col("date") <= end)
-        if sms_types is not None:
-            conditions.append(pl.col("sms_type").is_in(list(sms_types)))
-        if conditions:
-            scan = scan.filter(*conditions)
+        scan = prune(scan, start=start, end=end, sms_types=sms_types)
         # Back to the lake's widths: Iceberg stored the small integers as 32 bits.
         return scan.select(TABLE_SCHEMA.names).cast(dict(_NARROW))
 
