@@ -37,8 +37,10 @@ from esms_analytics.errors import (
 if typing.TYPE_CHECKING:
     from esms_analytics.check import LakeCheck, LakeInfo, check_lake, lake_info
     from esms_analytics.client import EsmsClient, Page, RetryPolicy, Window
+    from esms_analytics.convert import Conversion, pseudonymise_lake
     from esms_analytics.decode import SCHEMA, decode_rows
     from esms_analytics.lake import LAKE_SCHEMA, read_lake, reading_lake
+    from esms_analytics.privacy.policy import PrivacyPolicy
     from esms_analytics.reports import (
         carrier_performance,
         cost_breakdown,
@@ -60,6 +62,8 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("SCHEMA", "decode_rows"), "decode"),
     **dict.fromkeys(("LakeCheck", "LakeInfo", "check_lake", "lake_info"), "check"),
     **dict.fromkeys(("LAKE_SCHEMA", "read_lake", "reading_lake"), "lake"),
+    **dict.fromkeys(("Conversion", "pseudonymise_lake"), "convert"),
+    "PrivacyPolicy": "privacy.policy",
     **dict.fromkeys(
         (
             "carrier_performance",
@@ -86,6 +90,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "ConfigError",
+    "Conversion",
     "CorruptPartitionError",
     "DecodeError",
     "EsmsClient",
@@ -98,6 +103,7 @@ __all__ = [
     "LakeStore",
     "NewerLakeError",
     "Page",
+    "PrivacyPolicy",
     "RetryPolicy",
     "ServiceUnreachableError",
     "StoppedError",
@@ -118,6 +124,7 @@ __all__ = [
     "fetch_window",
     "lake_info",
     "open_store",
+    "pseudonymise_lake",
     "read_lake",
     "reading_lake",
     "sync",

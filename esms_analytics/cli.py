@@ -246,13 +246,14 @@ def build_parser() -> _Parser:
     )
     # The order of the calls is the order of --help.
     sync, fetch = _add_sync_command(commands), _add_fetch_command(commands)
-    lake, lake_info, lake_check = _add_lake_commands(commands)
+    lake, lake_info, lake_check, lake_pseudonymise = _add_lake_commands(commands)
     parser.commands = {
         "sync": sync,
         "fetch": fetch,
         "lake": lake,
         "lake info": lake_info,
         "lake check": lake_check,
+        "lake pseudonymise": lake_pseudonymise,
         "report": _add_report_command(commands),
         "simulate": _add_simulate_command(commands),
         "demo": _add_demo_command(commands),
@@ -432,8 +433,8 @@ def _add_fetch_command(commands: argparse._SubParsersAction[_Parser]) -> argpars
 
 def _add_lake_commands(
     commands: argparse._SubParsersAction[_Parser],
-) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
-    lake = commands.add_parser("lake", help="inspect a lake")
+) -> tuple[argparse.ArgumentParser, ...]:
+    lake = commands.add_parser("lake", help="inspect, check or pseudonymise a lake")
     actions = lake.add_subparsers(
         dest="lake_command", required=True, metavar="ACTION", parser_class=_Parser
     )
@@ -453,7 +454,26 @@ def _add_lake_commands(
         "A plain sync never re-reads settled files: run this from time to time.",
     )
     _add_lake_options(check, what="the lake, holding sms/ and _manifest.json")
-    return lake, info, check
+    pseudonymise = actions.add_parser(
+        "pseudonymise",
+        help="write a pseudonymised copy of a raw lake (key from ESMS_PSEUDONYM_KEY)",
+        description="Copy a raw Hive lake into a pseudonymised one, file by file, as a sync "
+        "with --privacy pseudonymised would have written it; the source is only read. Run "
+        "again into the same --to, only the windows fetched since are copied. The key comes "
+        "from ESMS_PSEUDONYM_KEY. Exit code 2 when the key, the source or --to is refused "
+        "(nothing written), 5 when a source file cannot be read.",
+    )
+    _add_lake_options(pseudonymise, what="the raw lake to copy, holding sms/ and _manifest.json")
+    pseudonymise.add_argument(
+        "--to",
+        dest="destination",
+        metavar="PATH|URL",
+        type=_parse_lake,
+        required=True,
+        help="the pseudonymised lake: a new or empty folder or prefix, or an earlier copy "
+        "under the same key (required)",
+    )
+    return lake, info, check, pseudonymise
 
 
 def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
@@ -707,7 +727,7 @@ def _run_command(args: argparse.Namespace) -> int:
     handler = {
         "sync": _sync,
         "fetch": _fetch,
-        "lake": _lake_info,
+        "lake": _lake,
         "report": _report,
         "simulate": _simulate,
         "demo": _demo,
@@ -1014,6 +1034,10 @@ def _write_frame(frame: pl.DataFrame, path: Path) -> None:
         ) from exc
 
 
+def _lake(args: argparse.Namespace) -> int:
+    return _pseudonymise(args) if args.lake_command == "pseudonymise" else _lake_info(args)
+
+
 def _lake_info(args: argparse.Namespace) -> int:
     from esms_analytics.check import check_lake, lake_info
 
@@ -1051,6 +1075,22 @@ def _lake_info(args: argparse.Namespace) -> int:
         problems=problems,
     )
     return EXIT_LAKE
+
+
+def _pseudonymise(args: argparse.Namespace) -> int:
+    from esms_analytics.convert import pseudonymise_lake
+
+    done = pseudonymise_lake(args.lake, args.destination, storage_options=_storage_options(args))
+    _say(
+        done.summary(),
+        event="pseudonymised",
+        windows=done.windows,
+        files=done.files,
+        rows=done.rows,
+        current=done.current,
+        missing=done.missing,
+    )
+    return EXIT_OK
 
 
 def _table_problems(args: argparse.Namespace) -> list[str] | None:

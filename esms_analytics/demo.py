@@ -77,8 +77,9 @@ def run_demo(
     if report.stopped:
         return DemoResult(report, None)
     # The page covers the last days against as many days before them, so the demo shows
-    # the comparison a real report makes.
-    page_days = max(1, min(30, days // 2))
+    # the comparison a real report makes; two days at least, since today may have no
+    # message yet (just after midnight in Vietnam).
+    page_days = min(days, max(2, min(30, days // 2)))
     selection = Selection(start=today - timedelta(days=page_days - 1), end=today)
     bundle = write_bundle(
         read_lake(lake, storage_options=storage_options),

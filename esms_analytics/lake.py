@@ -499,6 +499,53 @@ def _write_parquet(tables: Iterable[pa.Table], schema: pa.Schema, file: Any) -> 
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
 
+def pseudonymise_file(
+    source: LakeStore, file: PartitionFile, destination: LakeStore, privacy: PrivacyPolicy
+) -> Footer:
+    """Write the pseudonymised copy of a raw lake's data file into ``destination``.
+
+    One row group at a time: read from ``source``, pseudonymised as a sync's
+    batch is (:meth:`~esms_analytics.privacy.policy.PrivacyPolicy.pseudonymise`),
+    written to the same partition of ``destination`` in the same order, with the
+    file's facts (``fetched_at``, ``count_total``, ``requests``, ``settled``) and
+    ``privacy``'s. ``source`` is only read. Returns the source file's footer.
+
+    Raises :class:`CorruptPartitionError` naming a source file that cannot be
+    read or is not a raw lake's, before anything of it is visible in ``destination``.
+    """
+    footer = read_footer(source, file)
+    problem = footer.problem(file)
+    if problem is None and footer.facts.get("privacy", RAW) != RAW:
+        problem = f"it holds {footer.facts['privacy']} rows, not raw ones"
+    try:
+        fetched_at = datetime.fromisoformat(footer.facts["fetched_at"])
+        count = int(footer.facts.get("count_total", footer.rows))
+    except (KeyError, ValueError):
+        problem = problem or "its metadata records no fetch time or count"
+    if problem is not None:
+        raise corrupt(source, file, problem)
+    facts = {
+        **footer.facts,
+        **_facts(file.sms_type, file.date, fetched_at, count, privacy),
+        "settled": footer.facts.get("settled", _settled(file.date, fetched_at, None)),
+    }
+    columns = _file_columns(pseudonymised=True)
+
+    def batches() -> Iterator[pa.Table]:
+        try:
+            with source.open_read(file.key) as handle:
+                parquet = pq.ParquetFile(handle)
+                for group in range(parquet.num_row_groups):
+                    rows = pl.DataFrame(parquet.read_row_group(group, use_threads=False))
+                    rows = rows.with_columns(sms_type=pl.lit(file.sms_type)).select(list(SCHEMA))
+                    yield _to_arrow(privacy.pseudonymise(rows.cast(SCHEMA)).select(columns))
+        except (OSError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
+            raise corrupt(source, file, f"a page cannot be read: {exc}") from exc
+
+    _replace(destination, file.sms_type, file.date, batches(), facts)
+    return footer
+
+
 def quarantine_foreign(store: LakeStore, sms_type: int, day: date) -> list[str]:
     """Move everything but the data file out of a partition, into ``_quarantine/``.
 

@@ -27,6 +27,7 @@ from esms_analytics.lake import (
     MANIFEST_NAME,
     QUARANTINE_DIR,
     SCHEMA_VERSION,
+    Footer,
     PartitionFile,
     is_settled,
     lake_inventory,
@@ -305,14 +306,16 @@ class Manifest:
             )
         return wanted
 
-    def claim(self, source: str, privacy: PrivacyPolicy | None = None) -> None:
+    def claim(self, source: str | None, privacy: PrivacyPolicy | None = None) -> None:
         """Check that rows from ``source`` may join the lake; a lake's first claim is saved.
 
         ``privacy`` (checked before by :meth:`check_privacy`) is saved with the
         lake's first claim: its name and its key's fingerprint, never the key.
+        ``source`` None (rows copied from a lake older than sources) claims none.
         """
         with self._lock:
             new_policy = self.privacy is None and privacy is not None
+            source = source or self.source
             if self.source == source and not new_policy:
                 return
             if self.source is not None and self.source != source:
@@ -401,6 +404,15 @@ def _entry_from_file(
     for name in ("privacy", "pseudonym_key_fingerprint"):
         if name in facts:
             privacy.setdefault(name, facts[name])
+    entry = entry_from_footer(file, footer)
+    if entry is None:
+        logger.warning("lake %s: %s records no fetch time", store.location, file.key)
+    return entry
+
+
+def entry_from_footer(file: PartitionFile, footer: Footer) -> WindowEntry | None:
+    """Return the manifest entry a data file's footer describes; None without a fetch time."""
+    facts = footer.facts
     try:
         fetched_at = datetime.fromisoformat(facts["fetched_at"])
         settled_text = facts.get("settled")
@@ -414,5 +426,4 @@ def _entry_from_file(
             is_settled(file.date, fetched_at) if settled_text is None else settled_text == "true",
         )
     except (KeyError, ValueError):
-        logger.warning("lake %s: %s records no fetch time", store.location, file.key)
         return None
