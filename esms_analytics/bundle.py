@@ -343,10 +343,11 @@ def write_bundle(
     title: str = "eSMS delivery and cost report",
 ) -> Bundle:
     """Write ``report.html`` and one PNG per report into ``out_dir`` (the demo's folder)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # write_report makes out_dir (0750) when it is missing.
     bundle = write_report(frame, out_dir / "report.html", selection, source=source, title=title)
     for name, table in bundle.tables.items():
         path = out_dir / f"{name}.png"
-        path.write_bytes(plots.figure_png(plot_report(name, table, bundle.selection)))
+        png = plots.figure_png(plot_report(name, table, bundle.selection))
+        render.write_bytes_exactly(path, png)
         bundle.pngs[name] = path
     return bundle

@@ -1015,17 +1015,20 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _write_frame(frame: pl.DataFrame, path: Path) -> None:
-    """Write ``frame`` by the file's suffix; a failure is an OSError naming the file."""
+    """Write ``frame`` by the file's suffix (0640); a failure is an OSError naming the file."""
     import polars as pl
+
+    from esms_analytics.files import open_file
 
     suffix = path.suffix.lower()
     try:
-        if suffix == ".parquet":
-            frame.write_parquet(path)
-        elif suffix == ".csv":
-            frame.write_csv(path)
-        else:
-            frame.write_json(path)
+        with open_file(path) as file:
+            if suffix == ".parquet":
+                frame.write_parquet(file)
+            elif suffix == ".csv":
+                frame.write_csv(file)
+            else:
+                frame.write_json(file)
     except (OSError, pl.exceptions.PolarsError) as exc:
         if path.is_file():
             path.unlink()  # no half-written file under the name asked for

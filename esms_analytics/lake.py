@@ -70,6 +70,7 @@ from esms_analytics.arguments import DateLike, SmsTypes, date_bounds, sms_type_c
 from esms_analytics.codes import VN_TZ
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError
+from esms_analytics.files import make_folders, open_file
 from esms_analytics.privacy.policy import PSEUDONYMISED, PSEUDONYMISED_SCHEMA, RAW, PrivacyPolicy
 from esms_analytics.store import LOCK_NAME, LakeLocation, LakeStore, ObjectInfo, open_store
 
@@ -318,7 +319,10 @@ class PartitionWriter:
                 else:
                     tables = iter([self._held] if self._held is not None else [])
                 rows = 0
-                with pq.ParquetWriter(path, TABLE_SCHEMA, compression="lz4") as staged:
+                with (
+                    open_file(path) as file,
+                    pq.ParquetWriter(file, TABLE_SCHEMA, compression="lz4") as staged,
+                ):
                     for table in tables:
                         rows += table.num_rows
                         staged.write_table(to_table_rows(table, self.sms_type, self.day))
@@ -363,7 +367,8 @@ def _spill_path(store: LakeStore) -> Path:
     # Hidden and ending in .tmp: skipped by every reader, removed by clear_litter.
     folder = store.uri("") if store.is_local else None
     if folder is not None:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        make_folders(Path(folder))
+    # mkstemp's 0600 (owner only), whatever the umask: stricter than the lake's 0640.
     descriptor, name = tempfile.mkstemp(prefix=".spill-", suffix=".tmp", dir=folder)
     os.close(descriptor)
     return Path(name)

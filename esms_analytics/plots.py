@@ -37,6 +37,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from esms_analytics.errors import ConfigError
+from esms_analytics.files import open_file
 from esms_analytics.registry import REPORTS, report_spec
 from esms_analytics.reports import add_wilson_interval
 
@@ -596,5 +597,7 @@ def plot_format(path: Path) -> str:
 
 
 def save_figure(figure: Figure, path: Path, *, dpi: int = 110) -> None:
-    """Write the figure at ``path`` as PNG, SVG or PDF, by its extension."""
-    figure.savefig(path, format=plot_format(path), dpi=dpi)
+    """Write the figure at ``path`` as PNG, SVG or PDF, by its extension (0640, whatever the umask)."""
+    form = plot_format(path)
+    with open_file(path) as file:
+        figure.savefig(file, format=form, dpi=dpi)

@@ -31,6 +31,7 @@ from typing import Final, Literal, TextIO
 import polars as pl
 
 from esms_analytics.errors import ConfigError
+from esms_analytics.files import make_folders, replace_file
 
 TableFormat = Literal["table", "csv", "json"]
 ColumnKind = Literal["text", "day", "count", "share", "interval", "vnd", "number", "flag", "time"]
@@ -595,7 +596,7 @@ def check_output(path: Path, suffixes: Sequence[str], *, option: str = "") -> Pa
 
     ``suffixes`` are the endings the writer knows; ``option`` (``--output``...)
     names where the path came from in the messages. Missing parent folders are
-    created, then a temporary file is written in the folder and removed: only
+    created (0750), then a temporary file is written in the folder and removed: only
     writing shows that writing works (permissions, read-only mounts).
 
     Raises
@@ -617,7 +618,7 @@ def check_output(path: Path, suffixes: Sequence[str], *, option: str = "") -> Pa
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"{name}: {parent} is a file, not a folder; choose another place")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(path.parent)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as exc:
@@ -631,24 +632,13 @@ def write_bytes_exactly(path: Path, data: bytes) -> None:
     """Write ``data`` at ``path`` and nowhere else: a temporary file beside it, then a rename.
 
     A reader never sees half a file, and no other file in the folder is touched.
+    The file is 0640 whatever the umask (:mod:`esms_analytics.files`): a report
+    names campaigns and carries what the lake holds, for its owner and group.
     """
-    import tempfile
-
     try:
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", delete=False
-        ) as handle:
-            handle.write(data)
-            temporary = Path(handle.name)
+        replace_file(path, data)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}; choose another path") from exc
-    try:
-        temporary.chmod(0o644)  # a report to forward, not a secret: readable like any other
-        temporary.replace(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}; choose another path") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_text_exactly(path: Path, text: str) -> None:

@@ -56,6 +56,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from esms_analytics.errors import ConfigError, LakeError, LakeLockedError
+from esms_analytics.files import make_folders, open_file
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
@@ -265,7 +266,11 @@ def open_store(
 
 
 class DiskStore(LakeStore):
-    """A lake in a local directory: temp file, fsync and rename; ``flock``."""
+    """A lake in a local directory: temp file, fsync and rename; ``flock``.
+
+    Its files are 0640 and the folders it creates 0750, whatever the umask
+    (:mod:`esms_analytics.files`); a lake folder the user made keeps its mode.
+    """
 
     def __init__(self, root: Path):
         self.root = root
@@ -289,7 +294,7 @@ class DiskStore(LakeStore):
                     lake=self.location,
                 )
             try:
-                path.mkdir(parents=True)
+                make_folders(path)
             except OSError as exc:
                 raise LakeError(
                     f"cannot create the lake directory {path}: {exc.strerror}", lake=self.location
@@ -350,13 +355,13 @@ class DiskStore(LakeStore):
     def writer(self, key: str) -> Iterator[IO[bytes]]:
         """Write a hidden temporary file, fsync it and rename it over ``key``."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(target.parent)
         if target.is_dir() and not target.is_symlink():
             _remove_empty_tree(target, self.location)
         # Hidden (leading dot), so Spark, Hive, Trino and pyarrow skip it while it exists.
         temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            with temporary.open("wb") as file:
+            with open_file(temporary) as file:
                 yield file
                 file.flush()
                 os.fsync(file.fileno())
@@ -378,7 +383,7 @@ class DiskStore(LakeStore):
     def move(self, key: str, destination: str) -> None:
         """Rename the file or directory at ``key`` to ``destination`` (same file system)."""
         source, target = self._path(key), self._path(destination)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(target.parent)  # 0750: what is moved keeps its mode, behind our folder
         os.replace(source, target)
         _fsync_directory(source.parent)
         _fsync_directory(target.parent)
@@ -399,7 +404,8 @@ class DiskStore(LakeStore):
             except BlockingIOError as exc:
                 raise LakeLockedError(lake=self.location, holder=_read_note(note)) from exc
             try:
-                note.write_text(_owner().describe())
+                with open_file(note) as file:
+                    file.write(_owner().describe().encode("utf-8"))
                 yield
             finally:
                 # Removed while the lock is still held, so it never names a past holder.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -20,10 +19,9 @@ from typing import Final
 
 from esms_analytics._version import __version__
 from esms_analytics.errors import ConfigError
+from esms_analytics.files import replace_file
 from esms_analytics.ops.logs import mask, secrets_from_environment
 
-#: Owner reads and writes, group reads: a summary names lakes and hosts.
-SUMMARY_MODE: Final = 0o640
 #: What each exit code of the command line means, written beside it.
 OUTCOMES: Final = {
     0: "ok",
@@ -107,12 +105,4 @@ def run_summary(
 def write_summary(path: Path, summary: Mapping[str, object]) -> None:
     """Write ``summary`` to ``path`` atomically (0640), every secret masked."""
     text = mask(json.dumps(summary, indent=2, default=str), secrets_from_environment())
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text + "\n")
-        os.chmod(temporary, SUMMARY_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_file(path, (text + "\n").encode("utf-8"))

@@ -23,6 +23,7 @@ with ``import esms_analytics``.
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +38,7 @@ import pyarrow as pa
 
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError, LakeError
+from esms_analytics.files import make_folders, settle_tree
 from esms_analytics.store import LakeLocation, LakeStore, open_store
 
 HIVE: Final = "hive"
@@ -134,6 +136,27 @@ class TableFormat(abc.ABC):
     def uri(self) -> str:
         """The table's location: a local path or an object-store URL."""
         return self.store.uri(self.folder)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the table's local folder private around a write by its library.
+
+        delta-rs and pyiceberg (and SQLite, for the catalog) create their files
+        with the umask's modes (0644, 0666 under umask 0), which cannot be set
+        file by file from here. So the folder is created 0750 before the first
+        file, which keeps other users out of everything in it whatever its mode,
+        and once the write ends every file under it is made 0640 and every
+        folder 0750 (:mod:`esms_analytics.files`). A bucket has no modes.
+        """
+        if not self.store.is_local:
+            yield
+            return
+        folder = Path(self.uri)
+        make_folders(folder)
+        try:
+            yield
+        finally:
+            settle_tree(folder)
 
     @abc.abstractmethod
     def exists(self) -> bool:

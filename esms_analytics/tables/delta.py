@@ -77,15 +77,16 @@ class DeltaFormat(TableFormat):
             "esms_analytics.windows": str(len(windows)),
             "esms_analytics.rows": str(sum(window.rows for window in windows)),
         }
-        write_deltalake(
-            self.uri,
-            reader,
-            mode="overwrite",
-            predicate=replace_predicate(windows),
-            partition_by=list(PARTITION_COLUMNS),
-            storage_options=self._options(),
-            commit_properties=CommitProperties(custom_metadata=facts),
-        )
+        with self._writing():
+            write_deltalake(
+                self.uri,
+                reader,
+                mode="overwrite",
+                predicate=replace_predicate(windows),
+                partition_by=list(PARTITION_COLUMNS),
+                storage_options=self._options(),
+                commit_properties=CommitProperties(custom_metadata=facts),
+            )
         return int(self._table().version())
 
     def read(
@@ -130,9 +131,10 @@ class DeltaFormat(TableFormat):
         if not self.exists():
             return Compacted(0, 0, None)
         table = self._table()
-        metrics = table.optimize.compact(
-            partition_filters=[("date", "<", settled_before.isoformat())]
-        )
+        with self._writing():
+            metrics = table.optimize.compact(
+                partition_filters=[("date", "<", settled_before.isoformat())]
+            )
         return Compacted(
             int(metrics.get("numFilesRemoved", 0)),
             int(metrics.get("numFilesAdded", 0)),

@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from esms_analytics.errors import ConfigError, LakeError
+from esms_analytics.files import make_folders
 from esms_analytics.tables import (
     ICEBERG,
     PARTITION_COLUMNS,
@@ -152,7 +153,7 @@ class IcebergFormat(TableFormat):
             from pyiceberg.catalog.sql import SqlCatalog
 
             if self.store.is_local:
-                Path(self.uri).mkdir(parents=True, exist_ok=True)
+                make_folders(Path(self.uri))  # 0750 before SQLite makes the catalog in it
             self._catalog_cache = SqlCatalog(
                 CATALOG_NAME, uri=self._catalog_uri, warehouse=self.location, **self._properties()
             )
@@ -228,7 +229,8 @@ class IcebergFormat(TableFormat):
         }
         # Only partitions holding rows are deleted: pyiceberg warns of a delete matching none.
         stored = self._partitions(table) & {(window.sms_type, window.date) for window in windows}
-        with transaction as tx:
+        # _writing() ends after the commit: the catalog and the new files, made 0640.
+        with self._writing(), transaction as tx:
             if stored:
                 tx.delete(partition_predicate(stored), snapshot_properties=facts)
             paths = [str(window.path) for window in windows if window.path is not None]
@@ -356,7 +358,7 @@ class IcebergFormat(TableFormat):
             table.scan(row_filter=partition_predicate([(kind, day)])).to_arrow()
             for kind, day in chosen
         )
-        with table.transaction() as tx:
+        with self._writing(), table.transaction() as tx:
             written = _write(tx, parts)
             tx.delete(partition_predicate(chosen), snapshot_properties=facts)
             with tx.update_snapshot(snapshot_properties=facts).fast_append() as append:
