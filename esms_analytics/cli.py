@@ -246,7 +246,7 @@ def build_parser() -> _Parser:
     )
     # The order of the calls is the order of --help.
     sync, fetch = _add_sync_command(commands), _add_fetch_command(commands)
-    lake, lake_info, lake_check, lake_pseudonymise = _add_lake_commands(commands)
+    lake, lake_info, lake_check, lake_pseudonymise, lake_compact = _add_lake_commands(commands)
     parser.commands = {
         "sync": sync,
         "fetch": fetch,
@@ -254,6 +254,7 @@ def build_parser() -> _Parser:
         "lake info": lake_info,
         "lake check": lake_check,
         "lake pseudonymise": lake_pseudonymise,
+        "lake compact": lake_compact,
         "report": _add_report_command(commands),
         "simulate": _add_simulate_command(commands),
         "demo": _add_demo_command(commands),
@@ -473,7 +474,23 @@ def _add_lake_commands(
         help="the pseudonymised lake: a new or empty folder or prefix, or an earlier copy "
         "under the same key (required)",
     )
-    return lake, info, check, pseudonymise
+    compact = actions.add_parser(
+        "compact",
+        help="merge a Delta or Iceberg lake's small files of settled days (one more version)",
+        description="Rewrite the small files of the settled days of a Delta lake (optimize) "
+        "or an Iceberg lake (each partition of several files as one), holding the lake's lock, "
+        "as one more version: every earlier version stays readable. A Hive lake is refused "
+        "(exit 2): each of its partitions is one file already.",
+    )
+    _add_lake_options(compact, what="the Delta or Iceberg lake")
+    compact.add_argument(
+        "--settle-days",
+        metavar="DAYS",
+        type=_whole_number(0, MAX_SETTLE_DAYS),
+        default=3,
+        help="compact only the days that ended this many days ago or before (default 3)",
+    )
+    return lake, info, check, pseudonymise, compact
 
 
 def _add_report_command(commands: argparse._SubParsersAction[_Parser]) -> argparse.ArgumentParser:
@@ -1038,7 +1055,30 @@ def _write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _lake(args: argparse.Namespace) -> int:
-    return _pseudonymise(args) if args.lake_command == "pseudonymise" else _lake_info(args)
+    actions = {"pseudonymise": _pseudonymise, "compact": _compact}
+    return actions.get(args.lake_command, _lake_info)(args)
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta
+
+    from esms_analytics.codes import VN_TZ
+    from esms_analytics.lake import open_lake
+    from esms_analytics.tables import compact_lake
+
+    store = open_lake(args.lake, create=False, storage_options=_storage_options(args))
+    before = datetime.now(VN_TZ).date() - timedelta(days=args.settle_days)
+    done = compact_lake(store, before)
+    version = "no version" if done.version is None else f"version {done.version}"
+    _say(
+        f"{store.location}: {done.files_removed:,} files of the days before {before} merged "
+        f"into {done.files_added:,} ({version})",
+        event="compacted",
+        files_removed=done.files_removed,
+        files_added=done.files_added,
+        version=done.version,
+    )
+    return EXIT_OK
 
 
 def _lake_info(args: argparse.Namespace) -> int:

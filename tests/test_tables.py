@@ -369,3 +369,37 @@ def test_a_sync_of_new_partitions_only_adds_them(
     assert table.version() == 1
     assert table.partitions() == {(2, LAST), (8, LAST)}
     assert_frame_equal(read_lake(lake, sms_types=[2]).collect().sort(KEY), first.sort(KEY))
+
+
+def test_the_cli_compacts_a_table_lake_and_refuses_a_hive_one(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from esms_analytics.cli import main
+
+    lake = str(tmp_path / "lake")
+    _sync(sim, lake, FIRST, FIRST + timedelta(days=1), sms_types=[2], table_format="iceberg")
+    table = open_table(lake)
+    assert table is not None
+    before = read_lake(lake).collect().sort(KEY)
+    raw = table._table()  # type: ignore[attr-defined]
+    day = f"sms_type = 2 AND date = '{FIRST.isoformat()}'"
+    rows = raw.scan(row_filter=day).to_arrow()
+    with raw.transaction() as tx:
+        tx.delete(day)
+        tx.append(rows.slice(0, 2))
+        tx.append(rows.slice(2))
+    capsys.readouterr()
+
+    assert main(["lake", "compact", "--lake", lake]) == 0
+
+    assert "2 files of the days before" in capsys.readouterr().err
+    assert table.version() == 1
+    assert_frame_equal(read_lake(lake).collect().sort(KEY), before)
+    assert_frame_equal(read_lake(lake, version=0).collect().sort(KEY), before)
+    hive = str(tmp_path / "hive")
+    _sync(sim, hive, FIRST, FIRST, sms_types=[2])
+    assert main(["lake", "compact", "--lake", hive]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "is a Hive lake" in err
+    assert main(["lake", "compact", "--lake", str(tmp_path / "nothing")]) == 5

@@ -293,6 +293,26 @@ def open_table(lake: LakeLocation, table_format: str | None = None) -> TableForm
     return None
 
 
+def compact_lake(lake: LakeLocation, settled_before: date) -> Compacted:
+    """Compact a table lake's partitions of the days before ``settled_before``, holding its lock.
+
+    Delta runs ``optimize.compact()``; Iceberg rewrites each partition of several
+    files as one (:meth:`TableFormat.compact`). Either is one more version; every
+    earlier one stays readable. A Hive lake is refused with
+    :class:`~esms_analytics.errors.ConfigError`: each of its partitions is one file
+    already, and coarser files would break its layout (README "The lake").
+    """
+    store = open_store(lake)
+    table = open_table(store)
+    if table is None:
+        raise ConfigError(
+            f"the lake {store.location} is a Hive lake: each (type, day) is one file already, "
+            "so there is nothing to compact; only Delta and Iceberg lakes are compacted"
+        )
+    with store.lock():
+        return table.compact(settled_before)
+
+
 def storage_options_for(store: LakeStore) -> dict[str, str]:
     """Return the store's options for the table libraries (obstore's keys, which they share)."""
     return dict(store.storage_options or {})
