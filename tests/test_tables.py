@@ -326,14 +326,7 @@ def test_iceberg_compact_rewrites_a_partition_of_several_files(
     table = open_table(lake)
     assert table is not None
     before = read_lake(lake).collect().sort(KEY)
-    # Another writer split a day into two files (a sync writes one a partition).
-    raw = table._table()  # type: ignore[attr-defined]
-    day = f"sms_type = 2 AND date = '{FIRST.isoformat()}'"
-    rows = raw.scan(row_filter=day).to_arrow()
-    with raw.transaction() as tx:
-        tx.delete(day)
-        tx.append(rows.slice(0, 2))
-        tx.append(rows.slice(2))
+    _split_first_day(table)
     done = table.compact(NOW.date())
     assert (done.files_removed, done.files_added, done.version) == (2, 1, 1)
     assert table.version() == 1
@@ -381,13 +374,7 @@ def test_the_cli_compacts_a_table_lake_and_refuses_a_hive_one(
     table = open_table(lake)
     assert table is not None
     before = read_lake(lake).collect().sort(KEY)
-    raw = table._table()  # type: ignore[attr-defined]
-    day = f"sms_type = 2 AND date = '{FIRST.isoformat()}'"
-    rows = raw.scan(row_filter=day).to_arrow()
-    with raw.transaction() as tx:
-        tx.delete(day)
-        tx.append(rows.slice(0, 2))
-        tx.append(rows.slice(2))
+    _split_first_day(table)
     capsys.readouterr()
 
     assert main(["lake", "compact", "--lake", lake]) == 0
@@ -403,3 +390,14 @@ def test_the_cli_compacts_a_table_lake_and_refuses_a_hive_one(
     assert len(err.strip().splitlines()) == 1
     assert "is a Hive lake" in err
     assert main(["lake", "compact", "--lake", str(tmp_path / "nothing")]) == 5
+
+
+def _split_first_day(table: object) -> None:
+    """Split FIRST's customer-care partition into two files, as another writer might."""
+    raw = table._table()  # type: ignore[attr-defined]
+    day = f"sms_type = 2 AND date = '{FIRST.isoformat()}'"
+    rows = raw.scan(row_filter=day).to_arrow()
+    with raw.transaction() as tx:
+        tx.delete(day)
+        tx.append(rows.slice(0, 2))
+        tx.append(rows.slice(2))
