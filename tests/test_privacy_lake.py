@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import pickle
 import re
@@ -373,3 +374,18 @@ def test_the_policy_never_shows_or_pickles_its_key() -> None:
     assert policy != PrivacyPolicy("pseudonymised", key=OTHER_KEY)
     with pytest.raises(ConfigError, match="takes no pseudonym key"):
         PrivacyPolicy("raw", key=KEY)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["0123456789abcdef", "khóa bí mật của đội dữ liệu", "k" * 64, "a much longer key " * 8],
+)
+def test_tokens_are_hmac_sha256_of_the_number_under_the_key(key: str) -> None:
+    # Any key length (a key longer than SHA-256's block is hashed first), any text.
+    numbers = pl.Series(["+84901888484", "0901888484", None, "+84901888484", "12345"])
+    tokens = PrivacyPolicy("pseudonymised", key=key).tokens(numbers)
+    expected = [
+        None if number is None else hmac.new(key.encode(), number.encode(), "sha256").hexdigest()
+        for number in numbers
+    ]
+    assert tokens.to_list() == expected

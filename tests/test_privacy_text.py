@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_series_equal
 
 from esms_analytics.privacy.text import (
+    _NFC_INERT_RANGES,
     PLACEHOLDERS,
     redact,
     redact_expr,
@@ -253,3 +254,40 @@ def test_both_are_idempotent_and_write_only_known_placeholders() -> None:
             re.findall(r"\{[a-z]+\}", text)
         )
         assert invented <= set(PLACEHOLDERS)
+
+
+def test_texts_of_the_fast_path_are_in_nfc_and_have_no_digits_but_0_to_9() -> None:
+    # The fast path skips NFC and runs [0-9] for \d on texts made only of these
+    # characters: each must be left alone by NFC, not combine with what stands before
+    # it, and not be a digit of another script.
+    seconds = {
+        chr(int(parts[1], 16))
+        for code in range(0x110000)
+        if (decomposition := unicodedata.decomposition(chr(code)))
+        and not decomposition.startswith("<")
+        and len(parts := decomposition.split()) == 2
+    }
+    for low, high in _NFC_INERT_RANGES:
+        for code in range(low, high + 1):
+            character = chr(code)
+            assert unicodedata.normalize("NFC", character) == character, hex(code)
+            assert unicodedata.combining(character) == 0, hex(code)
+            assert not unicodedata.category(character).startswith("M"), hex(code)
+            assert character not in seconds, hex(code)
+            assert not 0x1100 <= code <= 0x11FF, hex(code)  # Hangul jamo compose by rule
+            if unicodedata.category(character) == "Nd":
+                assert "0" <= character <= "9", hex(code)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "Ma OTP cua ban la ٤٨٢٩١٣",  # Arabic-Indic digits
+        "Goi ０９０１８８８４８４ de nhan ma",  # full-width digits
+        "Ma\u0300 OTP 482913, goi 0901888484",  # a combining accent: the slow path
+    ],
+)
+def test_codes_in_texts_off_the_fast_path_are_redacted_too(content: str) -> None:
+    for output in (redact(content), template(content)):
+        assert re.search(r"\d", output) is None, (content, output)
+    assert template(content) == template(unicodedata.normalize("NFC", content))

@@ -37,7 +37,7 @@ import polars as pl
 
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError
-from esms_analytics.privacy.text import redact_expr, template_expr
+from esms_analytics.privacy.text import redact_expr, template_of_redacted
 
 __all__ = [
     "KEY_VARIABLE",
@@ -167,17 +167,22 @@ class PrivacyPolicy:
     def tokens(self, values: pl.Series) -> pl.Series:
         """Return HMAC-SHA256(key, value) in hex for each of ``values`` (null stays null).
 
-        Each distinct value is hashed once, in Python (``hmac`` over a few
-        thousand numbers a day costs milliseconds), then mapped back.
+        Each distinct value is hashed once, then mapped back. The HMAC is RFC 2104's
+        over ``hashlib.sha256``, its two padded key blocks hashed once and copied for
+        each value: the same digest as ``hmac.new(key, value, "sha256")`` in less than
+        half its time (a test checks both agree).
         """
         if self.__key is None:
             raise ConfigError("a raw policy makes no tokens")
-        key = self.__key
+        inner, outer = _padded_key_hashes(self.__key)
         distinct = values.drop_nulls().unique()
-        hashed = [
-            hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-            for value in distinct.to_list()
-        ]
+        hashed = []
+        for value in distinct.to_list():
+            message = inner.copy()
+            message.update(value.encode("utf-8"))
+            digest = outer.copy()
+            digest.update(message.digest())
+            hashed.append(digest.hexdigest())
         return values.replace_strict(
             distinct, pl.Series(hashed, dtype=pl.String()), default=None, return_dtype=pl.String()
         )
@@ -203,12 +208,16 @@ class PrivacyPolicy:
         if not self.pseudonymised:
             return frame
         identity = frame.select(pl.coalesce("phone_e164", "phone")).to_series()
-        return frame.with_columns(
-            phone_token=self.tokens(identity),
-            phone_masked=masked_phone(pl.col("phone_e164"), pl.col("phone")),
-            template=template_expr(pl.col("content")),
-            content=redact_expr(pl.col("content")),
-        ).select(list(PSEUDONYMISED_SCHEMA))
+        # The template from the redacted text: the redaction rules run once a row.
+        return (
+            frame.with_columns(
+                phone_token=self.tokens(identity),
+                phone_masked=masked_phone(pl.col("phone_e164"), pl.col("phone")),
+                content=redact_expr(pl.col("content")),
+            )
+            .with_columns(template=template_of_redacted(pl.col("content")))
+            .select(list(PSEUDONYMISED_SCHEMA))
+        )
 
 
 def masked_phone(e164: pl.Expr, raw: pl.Expr) -> pl.Expr:
@@ -225,6 +234,17 @@ def masked_phone(e164: pl.Expr, raw: pl.Expr) -> pl.Expr:
     )
     vietnamese = e164.str.slice(0, 5) + pl.lit(_MASK) + e164.str.slice(-3)
     return pl.when(e164.is_not_null()).then(vietnamese).when(raw.is_not_null()).then(other)
+
+
+def _padded_key_hashes(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    # RFC 2104: the key (hashed first when longer than a block) padded to SHA-256's
+    # 64-byte block, XORed with 0x36 for the inner hash and 0x5c for the outer one.
+    block = hashlib.sha256().block_size
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    return (
+        hashlib.sha256(bytes(byte ^ 0x36 for byte in padded)),
+        hashlib.sha256(bytes(byte ^ 0x5C for byte in padded)),
+    )
 
 
 def _check_key(key: str | None) -> None:

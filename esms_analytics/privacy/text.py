@@ -14,12 +14,17 @@ Each rule is a regular expression applied with Polars' ``str.replace_all``:
 ``redact_expr`` and ``template_expr`` are vectorised expressions for frames
 and lazy frames (a sync page of 500 rows costs a few dozen regex passes, no
 Python per row); ``redact`` and ``template`` run the same expressions on one
-string, so the scalar and the frame forms can never disagree. The regexes are
-Rust's (the ``regex`` crate Polars uses): no look-around, ``\d`` is
-Unicode-aware, ``\p{Lu}`` is an upper-case letter in any script; word
+string, so the scalar and the frame forms can never disagree. Texts are put
+in Unicode NFC first, and a template is derived from the redacted text
+(:func:`template_of_redacted`), so a pseudonymised sync runs the redaction
+rules once a row. The regexes are Rust's (the ``regex`` crate Polars uses):
+no look-around, ``\p{Lu}`` is an upper-case letter in any script; word
 boundaries are ASCII (``(?-u:\b)``), several times faster than Unicode ones,
 and a Vietnamese letter then counts as a boundary, which only widens what is
-redacted.
+redacted. ``\d`` is Unicode-aware, but a text of Latin, Vietnamese,
+punctuation and emoji characters only (nearly every SMS) has no digit but
+0-9 and is already in NFC: it skips the normalisation and runs the rules
+with ``[0-9]``, three times faster; any other text takes the Unicode rules.
 
 Examples
 --------
@@ -40,7 +45,14 @@ from typing import Final
 
 import polars as pl
 
-__all__ = ["PLACEHOLDERS", "redact", "redact_expr", "template", "template_expr"]
+__all__ = [
+    "PLACEHOLDERS",
+    "redact",
+    "redact_expr",
+    "template",
+    "template_expr",
+    "template_of_redacted",
+]
 
 #: Every placeholder the two functions write; nothing else in their output is invented.
 PLACEHOLDERS: Final = (
@@ -103,10 +115,11 @@ _TITLE = (
 )
 _WORD = r"\p{Lu}[\p{L}\p{M}]*"
 
-#: Rules that must see the raw text (before redaction turns parts of it into placeholders).
+#: Template rules that run first on the redacted text: URLs, order ids and names.
 _TEMPLATE_BEFORE: Final[tuple[tuple[str, str], ...]] = (
     (r"(?i)(?:https?://|www\.)[^\s]*[^\s.,;:!?)\]]", "{url}"),
-    (r"#[A-Za-z0-9][A-Za-z0-9_\-]*", "#{code}"),
+    # An order id, whole even where redaction already put a placeholder in it (#A-{code}).
+    (r"#(?:[A-Za-z0-9]|\{[a-z]+\})(?:[A-Za-z0-9_\-]|\{[a-z]+\})*", "#{code}"),
     # A capitalised name after a greeting and titles, up to punctuation or the end:
     # "Chào Nguyễn Văn An," "Kinh gui Quy khach Tran Thi B:". A title alone stays.
     (
@@ -115,14 +128,46 @@ _TEMPLATE_BEFORE: Final[tuple[tuple[str, str], ...]] = (
         "${greet}${title} {name}${end}",
     ),
 )
-#: Rules that run on the redacted text.
+#: Then what changes from one message of a template to the next: dates, times, numbers.
 _TEMPLATE_AFTER: Final[tuple[tuple[str, str], ...]] = (
     (r"(?-u:\b)\d{1,2}/\d{1,2}(?:/\d{2})?(?-u:\b)", "{date}"),
     (r"(?i)(?-u:\b)(?P<day>ngày|ngay)\s+\d{1,2}(?-u:\b)", "${day} {date}"),
     (r"(?i)(?-u:\b)\d{1,2}(?::\d{2}(?::\d{2})?|h\d{2}|h|g\d{2}|g)(?-u:\b)", "{time}"),
     (r"(?-u:\b)\d+(?:[.,]\d+)?(?-u:\b)", "{n}"),
-    (r"\s+", " "),
+    # Every run of white space becomes one space: a lone space already is one, and leaving
+    # it alone makes this pass several times cheaper than ``\s+`` (most texts have no other).
+    (r"\s{2,}|[^\S ]", " "),
 )
+
+#: Texts made only of these characters are already in NFC, whatever their order, and their
+#: only decimal digits are 0-9: none of them is changed by NFC, is a combining mark,
+#: composes with the character before it, or is a digit of another script (a test checks
+#: each against ``unicodedata``). Latin with Vietnamese precomposed letters, punctuation,
+#: currency signs, arrows, symbols and emoji; a text with any other character (a
+#: combining accent, an Arabic-Indic digit) is normalised and takes the Unicode rules.
+_NFC_INERT_RANGES: Final = (
+    (0x0000, 0x02FF),
+    (0x1E00, 0x1EFF),
+    (0x2010, 0x205E),
+    (0x20A0, 0x20C0),
+    (0x2190, 0x2328),
+    (0x232B, 0x23FF),
+    (0x2500, 0x27BF),
+    (0x1F300, 0x1FAFF),
+)
+_NFC_INERT: Final = (
+    "^[" + "".join(rf"\x{{{low:X}}}-\x{{{high:X}}}" for low, high in _NFC_INERT_RANGES) + "]*$"
+)
+
+
+def _ascii_digits(rules: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    # The same rules with ``[0-9]`` for ``\d``: the regex crate runs a small class several
+    # times faster than the Unicode one (hundreds of digits in other scripts).
+    return tuple((pattern.replace(r"\d", "[0-9]"), replacement) for pattern, replacement in rules)
+
+
+_REDACT_ASCII: Final = _ascii_digits(_REDACT_RULES)
+_TEMPLATE_AFTER_ASCII: Final = _ascii_digits(_TEMPLATE_AFTER)
 
 
 def _apply(expr: pl.Expr, rules: tuple[tuple[str, str], ...]) -> pl.Expr:
@@ -131,10 +176,28 @@ def _apply(expr: pl.Expr, rules: tuple[tuple[str, str], ...]) -> pl.Expr:
     return expr
 
 
+def _apply_by_text(
+    expr: pl.Expr,
+    ascii: tuple[tuple[str, str], ...],
+    unicode: tuple[tuple[str, str], ...],
+    *,
+    normalise: bool,
+) -> pl.Expr:
+    # A text of _NFC_INERT characters (nearly every SMS) is in NFC and has no digit but
+    # 0-9: the ASCII-digit rules. Any other text is put in NFC (when ``normalise``) and
+    # takes the Unicode-digit rules, so a phone in other digits is redacted too; over the
+    # column of nulls the other texts leave, those passes cost next to nothing.
+    others: pl.Expr = pl.when(expr.str.contains(_NFC_INERT).not_()).then(expr)
+    if normalise:
+        others = others.str.normalize("NFC")
+    return pl.coalesce(_apply(others, unicode), _apply(expr, ascii))
+
+
 def redact_expr(expr: pl.Expr) -> pl.Expr:
     """Replace codes, phones, e-mails, amounts and full dates in the texts of ``expr``.
 
-    Nulls stay null. Vectorised: one ``str.replace_all`` per rule.
+    The text is put in Unicode NFC first. Nulls stay null. Vectorised: one
+    ``str.replace_all`` per rule.
 
     Examples
     --------
@@ -142,7 +205,7 @@ def redact_expr(expr: pl.Expr) -> pl.Expr:
     >>> frame.select(redact_expr(pl.col("content")))["content"].to_list()
     ['Mã xác thực của bạn là {code}.', None]
     """
-    return _apply(expr, _REDACT_RULES)
+    return _apply_by_text(expr, _REDACT_ASCII, _REDACT_RULES, normalise=True)
 
 
 def template_expr(expr: pl.Expr) -> pl.Expr:
@@ -159,9 +222,30 @@ def template_expr(expr: pl.Expr) -> pl.Expr:
     >>> frame.select(template_expr(pl.col("content")))["content"].unique().to_list()
     ['Don hang #{code} da giao']
     """
-    # NFC first: a text typed in decomposed Unicode is the same template as its composed twin.
-    redacted = _apply(_apply(expr.str.normalize("NFC"), _TEMPLATE_BEFORE), _REDACT_RULES)
-    return _apply(redacted, _TEMPLATE_AFTER).str.strip_chars()
+    # NFC first (in redact_expr): a text typed in decomposed Unicode is the same template
+    # as its composed twin.
+    return template_of_redacted(redact_expr(expr))
+
+
+def template_of_redacted(expr: pl.Expr) -> pl.Expr:
+    """Return the template of texts that :func:`redact_expr` has already redacted.
+
+    ``template_of_redacted(redact_expr(e))`` is ``template_expr(e)``: a
+    pseudonymised sync redacts each text once and derives its template from the
+    redacted text, so the redaction rules run once a row, not twice. The template
+    rules see placeholders where codes, phones and amounts were; a URL or an order id
+    holding one is still a URL or an order id.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"content": ["Chào An, xem https://x.vn/p/58213 nhé"]})
+    >>> redacted = frame.select(redact_expr(pl.col("content")))
+    >>> redacted.select(template_of_redacted(pl.col("content"))).item()
+    'Chào {name}, xem {url} nhé'
+    """
+    named = _apply(expr, _TEMPLATE_BEFORE)
+    after = _apply_by_text(named, _TEMPLATE_AFTER_ASCII, _TEMPLATE_AFTER, normalise=False)
+    return after.str.strip_chars()
 
 
 def _one(function: Callable[[pl.Expr], pl.Expr], content: str) -> str:
