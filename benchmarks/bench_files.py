@@ -23,6 +23,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -88,15 +89,22 @@ def compact_monthly(daily: Path, monthly: Path, days: int) -> dict[str, float]:
     Each month is read back with ``read_lake`` and written with ``write_partition``,
     as a compaction inside the project would do it.
     """
-    months = sorted({(FIRST_DAY + timedelta(days=n)).replace(day=1) for n in range(days)})
     start = time.perf_counter()
-    for month in months:
-        following = (month + timedelta(days=32)).replace(day=1)
-        rows = read_lake(daily, start=month, end=following - timedelta(days=1)).collect()
+    months = 0
+    for month, rows in month_rows(daily, days):
+        months += 1
         for sms_type in SMS_TYPES:
             frame = rows.filter(pl.col("sms_type") == sms_type).drop("date")
             write_partition(monthly, sms_type, month, frame, fetched_at=FETCHED_AT)
-    return {"files": len(months) * len(SMS_TYPES), "seconds": time.perf_counter() - start}
+    return {"files": months * len(SMS_TYPES), "seconds": time.perf_counter() - start}
+
+
+def month_rows(daily: Path, days: int) -> Iterator[tuple[date, pl.DataFrame]]:
+    """Each month of the first ``days`` days, its first day and its rows read from ``daily``."""
+    months = sorted({(FIRST_DAY + timedelta(days=n)).replace(day=1) for n in range(days)})
+    for month in months:
+        following = (month + timedelta(days=32)).replace(day=1)
+        yield month, read_lake(daily, start=month, end=following - timedelta(days=1)).collect()
 
 
 def disk_bytes(lake: Path) -> int:

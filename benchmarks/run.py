@@ -22,6 +22,7 @@ from benchmarks import (
     bench_requests,
     bench_store,
     bench_sync,
+    bench_tables,
 )
 from benchmarks.common import machine
 
@@ -45,6 +46,8 @@ FULL = {
     # three-year first sync takes 13 minutes or more today (--first-sync-days 1095).
     "first_sync_days": 365,
     "request_days": 1095,
+    "table_days": bench_tables.DAYS,
+    "table_rows": bench_tables.ROWS_PER_FILE,
 }
 QUICK = {
     "decode_rows": 2_000,
@@ -63,6 +66,8 @@ QUICK = {
     "file_rows": 5,
     "first_sync_days": 3,
     "request_days": 10,
+    "table_days": 3,
+    "table_rows": 5,
 }
 
 
@@ -151,6 +156,7 @@ def write_report(
     lines += bench_files.files_section(results["files"])
     lines += first_sync_section(results["first_sync"])
     lines += bench_requests.requests_section(results["requests"])
+    lines += bench_tables.tables_section(results["tables"])
     notes = ROOT / "benchmarks" / "NOTES.md"
     if notes.exists() and output == ROOT / "BENCHMARKS.md":
         lines += [notes.read_text("utf-8")]
@@ -417,6 +423,11 @@ def main() -> None:
     print("first sync done", flush=True)
     results["requests"] = bench_requests.run(sizes["request_days"])
     print("requests done", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        results["tables"] = bench_tables.run(
+            Path(scratch), sizes["table_days"], sizes["table_rows"], sizes["repeats"]
+        )
+    print("table formats done", flush=True)
     write_report(results, sizes, time.monotonic() - began, args.output)
     print(f"wrote {args.output}")
 

@@ -41,6 +41,7 @@ def test_every_benchmark_runs_on_tiny_data(tmp_path: Path) -> None:
         "### What a monthly compaction of settled days would gain and cost",
         "## 7. A first sync",
         "## 8. Requests of a first sync",
+        "## 9. Table formats: a 3-year x 7-type report",
     )
     for heading in headings:
         assert heading in text
