@@ -140,69 +140,53 @@ def run_latency(
     }  # type: ignore[attr-defined]
 
 
-CPU = """
+#: The client side of a CPU measurement, for a fresh interpreter: the pages, a timed run
+#: (``cpu``), a one-worker sync into a fresh lake (``full_sync``), interleaved runs
+#: (``interleaved``) and the step wrappers of a split (``wrap_steps``, ``splits``). A
+#: script appends its own actions to it: :data:`CPU` here, ``bench_privacy``'s.
+CPU_HARNESS = """
 import importlib, json, math, sys, tempfile, time
 from datetime import datetime, timedelta
 from pathlib import Path
-import orjson, requests
 from esms_analytics.client import EsmsClient, Window
 from esms_analytics.simulator.history import VIETNAM
 from esms_analytics.sync import sync
-from esms_analytics.windows import fetch_window
 base_url, days, rows_per_day, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 now = datetime(2026, 11, 20, 12, 0, tzinfo=VIETNAM)
 first = now.date() - timedelta(days=days)
 day_list = [first + timedelta(days=n) for n in range(days)]
 pages = math.ceil(rows_per_day / 500)
-def plain_loop(parse=None):
-    # What any client must do at the least: one POST per page, the body read whole.
-    received = 0
-    with requests.Session() as session:
-        for day in day_list:
-            for page in range(1, pages + 1):
-                body = {"ApiKey": "sim-api-key", "SecretKey": "sim-secret-key", "SmsType": "2",
-                        **Window.for_day(day).params(), "Page": page, "PageSize": 500}
-                response = session.post(base_url + "/GetSmsSentData_V2", json=body, timeout=60)
-                received += len(response.content)
-                if parse is not None:
-                    parse(response.content)
-    return received
-def parsing_loop():
-    # The same, and each body parsed to Python objects: the least a client that looks
-    # at the rows must add.
-    return plain_loop(orjson.loads)
 def client():
     return EsmsClient("sim-api-key", "sim-secret-key", base_url=base_url, rate_limit=None,
                       timeout=60)
-def fetch_only():
-    with client() as esms:
-        return sum(fetch_window(esms, 2, Window.for_day(day)).frame.height for day in day_list)
-def full_sync():
+def full_sync(privacy=None, inspect=None):
+    # inspect(lake), when given, looks at the lake before it is deleted (outside any timing
+    # that matters: warm-up runs only).
     with tempfile.TemporaryDirectory() as scratch, client() as esms:
         report = sync(Path(scratch) / "lake", day_list[0], day_list[-1], sms_types=[2],
-                      client=esms, workers=1, progress=False, now=now, probes=False)
+                      client=esms, workers=1, progress=False, now=now, probes=False,
+                      privacy=privacy)
         assert report.complete and report.requests == pages * days, report.summary()
+        if inspect is not None:
+            inspect(Path(scratch) / "lake")
         return report.rows
 def cpu(action):
     # CPU seconds of this process (every thread), and the wall time, of one run.
     wall, start = time.perf_counter(), time.process_time()
     result = action()
     return time.process_time() - start, time.perf_counter() - wall, result
-ACTIONS = {"plain requests loop": plain_loop, "plain loop + orjson.loads": parsing_loop,
-           "fetch_window (client + decode)": fetch_only,
-           "sync (fetch + Parquet + manifest)": full_sync}
-for action in ACTIONS.values():
-    action()  # warm-up: imports, connections, and the simulator renders each page once
-runs = {name: [] for name in ACTIONS}
-results = {}
-for _ in range(repeats):
-    for name, action in ACTIONS.items():
-        seconds, wall, result = cpu(action)
-        runs[name].append([seconds, wall])
-        results[name] = result
-# Then where a sync's CPU goes: the same sync, each step's CPU summed by a wrapper around
-# it (after the measured runs, which run unwrapped). A step another version no longer
-# has is left out; what no wrapper caught is reported as the rest.
+def interleaved(actions):
+    # Each action once per round, `repeats` rounds: all meet the same passing load.
+    runs, results = {name: [] for name in actions}, {}
+    for _ in range(repeats):
+        for name, action in actions.items():
+            seconds, wall, result = cpu(action)
+            runs[name].append([seconds, wall])
+            results[name] = result
+    return runs, results
+# Where a sync's CPU goes: the same sync, each step's CPU summed by a wrapper around it
+# (after the measured runs, which run unwrapped). A step another version no longer has is
+# left out; what no wrapper caught is reported as the rest.
 spent = {}
 def wrapped(step, function):
     def measured(*args, **kwargs):
@@ -224,45 +208,103 @@ STEPS = (("HTTP exchange (client, less parsing)", "esms_analytics.client", "Esms
          ("partition write, rest (checks, quarantine, fsync)", "esms_analytics.sync", "write_partition"),
          ("manifest", "esms_analytics.manifest", "Manifest.record"),
          ("manifest", "esms_analytics.manifest", "Manifest.compact"))
-for step, module_name, attribute in STEPS:
-    owner = importlib.import_module(module_name)
-    *outer, name = attribute.split(".")
-    for part in outer:
-        owner = getattr(owner, part)
-    if hasattr(owner, name):
-        setattr(owner, name, wrapped(step, getattr(owner, name)))
-split = []
-for _ in range(repeats):
-    spent.clear()
-    total, _, _ = cpu(full_sync)
-    split.append({**spent, "total": total})
+def wrap_steps(steps):
+    for step, module_name, attribute in steps:
+        owner = importlib.import_module(module_name)
+        *outer, name = attribute.split(".")
+        for part in outer:
+            owner = getattr(owner, part)
+        if hasattr(owner, name):
+            setattr(owner, name, wrapped(step, getattr(owner, name)))
+def splits(actions):
+    # Each action `repeats` times, interleaved, with the wrappers on: its steps and total.
+    split = {name: [] for name in actions}
+    for _ in range(repeats):
+        for name, action in actions.items():
+            spent.clear()
+            total, _, _ = cpu(action)
+            split[name].append({**spent, "total": total})
+    return split
+"""
+
+CPU = (
+    CPU_HARNESS
+    + """
+import orjson, requests
+from esms_analytics.windows import fetch_window
+def plain_loop(parse=None):
+    # What any client must do at the least: one POST per page, the body read whole.
+    received = 0
+    with requests.Session() as session:
+        for day in day_list:
+            for page in range(1, pages + 1):
+                body = {"ApiKey": "sim-api-key", "SecretKey": "sim-secret-key", "SmsType": "2",
+                        **Window.for_day(day).params(), "Page": page, "PageSize": 500}
+                response = session.post(base_url + "/GetSmsSentData_V2", json=body, timeout=60)
+                received += len(response.content)
+                if parse is not None:
+                    parse(response.content)
+    return received
+def parsing_loop():
+    # The same, and each body parsed to Python objects: the least a client that looks
+    # at the rows must add.
+    return plain_loop(orjson.loads)
+def fetch_only():
+    with client() as esms:
+        return sum(fetch_window(esms, 2, Window.for_day(day)).frame.height for day in day_list)
+ACTIONS = {"plain requests loop": plain_loop, "plain loop + orjson.loads": parsing_loop,
+           "fetch_window (client + decode)": fetch_only,
+           "sync (fetch + Parquet + manifest)": full_sync}
+for action in ACTIONS.values():
+    action()  # warm-up: imports, connections, and the simulator renders each page once
+runs, results = interleaved(ACTIONS)
+wrap_steps(STEPS)
+split = splits({"sync": full_sync})["sync"]
 print(json.dumps({"runs": runs, "bytes": results["plain requests loop"], "split": split,
                   "rows": results["sync (fetch + Parquet + manifest)"], "pages": pages * days}))
 """
+)
+
+
+def measure_cpu(script: str, days: int, rows_per_day: int, repeats: int) -> dict[str, Any]:
+    """Run ``script`` (:data:`CPU_HARNESS` and its actions) against a simulator of its own.
+
+    The simulator serves ``rows_per_day`` rows of SmsType 2 a day from its own
+    process and the script runs in a fresh one, so ``time.process_time()``
+    there counts the client's CPU only (every thread of it). Returns the JSON
+    object the script prints.
+    """
+    with simulator_process(rows_per_day, 0.0) as base_url:
+        return in_subprocess(script, base_url, str(days), str(rows_per_day), str(repeats))
+
+
+def medians_per_100k(
+    runs: dict[str, list[list[float]]], per_100k: float
+) -> dict[str, dict[str, float]]:
+    """Each action's median CPU and wall seconds (``[cpu, wall]`` runs), per 100,000 rows."""
+    return {
+        name: {
+            "cpu_s": sorted(run[0] for run in each)[len(each) // 2] * per_100k,
+            "wall_s": sorted(run[1] for run in each)[len(each) // 2] * per_100k,
+        }
+        for name, each in runs.items()
+    }
 
 
 def run_cpu(days: int = 20, rows_per_day: int = 5000, repeats: int = 3) -> dict[str, Any]:
     """CPU seconds of a sync against a plain ``requests`` loop over the same pages.
 
     The simulator serves from its own process and the client side runs in a
-    fresh one, so ``time.process_time()`` there counts the client's CPU only
-    (every thread of it). Medians of ``repeats`` interleaved runs. Beside them,
-    the same loop parsing each body with ``orjson``, and ``split``: where a
-    sync's CPU goes, step by step (:func:`_split`).
+    fresh one (:func:`measure_cpu`). Medians of ``repeats`` interleaved runs.
+    Beside them, the same loop parsing each body with ``orjson``, and
+    ``split``: where a sync's CPU goes, step by step (:func:`split_steps`).
     """
-    with simulator_process(rows_per_day, 0.0) as base_url:
-        measured = in_subprocess(CPU, base_url, str(days), str(rows_per_day), str(repeats))
+    measured = measure_cpu(CPU, days, rows_per_day, repeats)
     per_100k = 100_000 / measured["rows"]
-    medians = {
-        name: {
-            "cpu_s": sorted(run[0] for run in runs)[len(runs) // 2] * per_100k,
-            "wall_s": sorted(run[1] for run in runs)[len(runs) // 2] * per_100k,
-        }
-        for name, runs in measured["runs"].items()
-    }
+    medians = medians_per_100k(measured["runs"], per_100k)
     plain = medians["plain requests loop"]["cpu_s"]
     return {
-        "split": _split(measured["split"], per_100k),
+        "split": split_steps(measured["split"], per_100k),
         "days": days,
         "rows_per_day": rows_per_day,
         "rows": measured["rows"],
@@ -277,29 +319,34 @@ def run_cpu(days: int = 20, rows_per_day: int = 5000, repeats: int = 3) -> dict[
     }
 
 
-def _split(runs: list[dict[str, float]], per_100k: float) -> dict[str, float]:
-    """A sync's CPU per step, per 100,000 rows, from the run of median total.
-
-    A step wrapped inside another (the Parquet encode inside the partition
-    write) is taken out of the outer one, so the steps add up to the total.
-    """
-    run = sorted(runs, key=lambda each: each["total"])[len(runs) // 2]
-    steps = {name: seconds for name, seconds in run.items() if name != "total"}
-    for outer, inner in _NESTED_STEPS.items():
-        if outer in steps:
-            steps[outer] -= sum(steps.get(name, 0.0) for name in inner)
-    steps["the rest (pager, window and sync bookkeeping)"] = run["total"] - sum(steps.values())
-    return {name: seconds * per_100k for name, seconds in steps.items()}
-
-
 #: Steps of the split that run inside another: (outer, its inner steps).
-_NESTED_STEPS = {
+NESTED_STEPS: dict[str, tuple[str, ...]] = {
     "HTTP exchange (client, less parsing)": ("parse bodies (pl.read_json)",),
     "partition write, rest (checks, quarantine, fsync)": (
         "Parquet encode (write_table)",
         "Arrow conversion",
     ),
 }
+
+
+def split_steps(
+    runs: list[dict[str, float]],
+    per_100k: float,
+    nested: dict[str, tuple[str, ...]] = NESTED_STEPS,
+) -> dict[str, float]:
+    """A sync's CPU per step, per 100,000 rows, from the run of median total.
+
+    A step wrapped inside another (``nested``: the Parquet encode inside the
+    partition write) is taken out of the outer one, so the steps add up to the
+    total.
+    """
+    run = sorted(runs, key=lambda each: each["total"])[len(runs) // 2]
+    steps = {name: seconds for name, seconds in run.items() if name != "total"}
+    for outer, inner in nested.items():
+        if outer in steps:
+            steps[outer] -= sum(steps.get(name, 0.0) for name in inner)
+    steps["the rest (pager, window and sync bookkeeping)"] = run["total"] - sum(steps.values())
+    return {name: seconds * per_100k for name, seconds in steps.items()}
 
 
 FIRST_SYNC = """

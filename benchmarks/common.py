@@ -55,6 +55,11 @@ def time_interleaved(actions: dict[str, Callable[[], object]], repeats: int) -> 
     return list(timings.values())
 
 
+def verdict(met: bool) -> str:
+    """How BENCHMARKS.md states a target: met or missed, in bold (the smoke test counts them)."""
+    return "**met**" if met else "**missed**"
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB.
 

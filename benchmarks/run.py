@@ -18,13 +18,14 @@ from benchmarks import (
     bench_decode,
     bench_files,
     bench_memory,
+    bench_privacy,
     bench_reports,
     bench_requests,
     bench_store,
     bench_sync,
     bench_tables,
 )
-from benchmarks.common import machine
+from benchmarks.common import machine, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = {
@@ -48,6 +49,8 @@ FULL = {
     "request_days": 1095,
     "table_days": bench_tables.DAYS,
     "table_rows": bench_tables.ROWS_PER_FILE,
+    "privacy_days": 20,
+    "privacy_rows": 5000,
 }
 QUICK = {
     "decode_rows": 2_000,
@@ -68,11 +71,9 @@ QUICK = {
     "request_days": 10,
     "table_days": 3,
     "table_rows": 5,
+    "privacy_days": 1,
+    "privacy_rows": 600,
 }
-
-
-def verdict(met: bool) -> str:
-    return "**met**" if met else "**missed**"
 
 
 def write_report(
@@ -157,6 +158,7 @@ def write_report(
     lines += first_sync_section(results["first_sync"])
     lines += bench_requests.requests_section(results["requests"])
     lines += bench_tables.tables_section(results["tables"])
+    lines += bench_privacy.privacy_section(results["privacy"])
     notes = ROOT / "benchmarks" / "NOTES.md"
     if notes.exists() and output == ROOT / "BENCHMARKS.md":
         lines += [notes.read_text("utf-8")]
@@ -428,6 +430,12 @@ def main() -> None:
             Path(scratch), sizes["table_days"], sizes["table_rows"], sizes["repeats"]
         )
     print("table formats done", flush=True)
+    results["privacy"] = bench_privacy.run(
+        days=sizes["privacy_days"],
+        rows_per_day=sizes["privacy_rows"],
+        repeats=max(3, sizes["repeats"]),
+    )
+    print("privacy done", flush=True)
     write_report(results, sizes, time.monotonic() - began, args.output)
     print(f"wrote {args.output}")
 

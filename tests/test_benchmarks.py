@@ -42,11 +42,12 @@ def test_every_benchmark_runs_on_tiny_data(tmp_path: Path) -> None:
         "## 7. A first sync",
         "## 8. Requests of a first sync",
         "## 9. Table formats: a 3-year x 7-type report",
+        "## 10. A pseudonymised sync against a raw one",
     )
     for heading in headings:
         assert heading in text
     # No timing is asserted; every target is stated as met or missed.
-    assert text.count("**met**") + text.count("**missed**") == 16
+    assert text.count("**met**") + text.count("**missed**") == 17
     reports = text[text.index("## 3. Reports") : text.index("## 4. Lake size")]
     assert "| spark (esms-analytics) |" in reports
     # Every report is timed against the pure-Polars code before Narwhals, same run.
