@@ -164,8 +164,9 @@ def _raw_lake(store: LakeStore) -> Manifest:
     table_format = table_format_of(store)
     if table_format != HIVE:
         raise ConfigError(
-            f"the lake {store.location} is a {table_format} table lake: only a Hive lake can be "
-            "pseudonymised (a table lake holds raw rows in one fixed schema)"
+            f"the lake {store.location} is a {table_format} table lake: only a Hive lake is "
+            "converted (a table keeps its raw rows in its earlier versions); sync a "
+            "pseudonymised table lake with --privacy pseudonymised instead"
         )
     manifest = Manifest(store, warn_newer=False)
     manifest.refuse_if_newer()

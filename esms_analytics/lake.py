@@ -302,14 +302,13 @@ class PartitionWriter:
         """Write the rows to the local Parquet file ``path`` as a table's rows; their count.
 
         For a table lake (:mod:`esms_analytics.tables`): the window waits there for
-        the sync's one commit. The spill is removed, as :meth:`commit` does.
+        the sync's one commit, in :func:`table_schema_of` the lake's policy (the
+        rows were pseudonymised by :meth:`write`). The spill is removed, as
+        :meth:`commit` does.
         """
-        from esms_analytics.tables import TABLE_SCHEMA, to_table_rows
+        from esms_analytics.tables import to_table_rows
 
-        if self.privacy.pseudonymised:  # sync refuses the pair before any request
-            raise ConfigError(
-                "a table lake holds raw rows only: it cannot stage pseudonymised ones"
-            )
+        schema = table_schema_of(self.privacy)
         with self._lock:
             try:
                 if self._spill is not None:
@@ -321,11 +320,11 @@ class PartitionWriter:
                 rows = 0
                 with (
                     open_file(path) as file,
-                    pq.ParquetWriter(file, TABLE_SCHEMA, compression="lz4") as staged,
+                    pq.ParquetWriter(file, schema, compression="lz4") as staged,
                 ):
                     for table in tables:
                         rows += table.num_rows
-                        staged.write_table(to_table_rows(table, self.sms_type, self.day))
+                        staged.write_table(to_table_rows(table, self.sms_type, self.day, schema))
                 return rows
             finally:
                 self._remove_spill()
@@ -408,8 +407,6 @@ def _facts(
     count_total: int,
     privacy: PrivacyPolicy | None = None,
 ) -> dict[str, str]:
-    policy = privacy or PrivacyPolicy(RAW)
-    fingerprint = policy.fingerprint
     return {
         "schema_version": SCHEMA_VERSION,
         "writer_version": __version__,
@@ -417,9 +414,7 @@ def _facts(
         "date": day.isoformat(),
         "fetched_at": fetched_at.isoformat(),
         "count_total": str(count_total),
-        "privacy": policy.name,
-        # The key's fingerprint, never the key: enough to refuse a sync with another key.
-        **({"pseudonym_key_fingerprint": fingerprint} if fingerprint else {}),
+        **(privacy or PrivacyPolicy(RAW)).facts(),
     }
 
 
@@ -929,9 +924,10 @@ def read_lake(
     table = _open_table(store, version) if version is not None or not found.files else None
     if table is not None:
         if not table.exists():
-            return pl.LazyFrame(schema=LAKE_SCHEMA)
+            return pl.LazyFrame(schema=_lake_schema(store))
         rows: pl.LazyFrame = table.read(version=version, start=first, end=last, sms_types=codes)
-        return rows.select(list(LAKE_SCHEMA)).cast(dict(LAKE_SCHEMA))  # type: ignore[arg-type]
+        schema = _scan_schema(rows)  # the table's own columns: a pseudonymised one's differ
+        return rows.select(list(schema)).cast(dict(schema))  # type: ignore[arg-type]
     if found.foreign:
         logger.warning(
             "lake %s: %d objects in the partitions are not data and are not read (%s); "
@@ -968,6 +964,13 @@ def lake_privacy(store: LakeStore) -> str:
         return RAW
     found = data.get("privacy") if isinstance(data, dict) else None
     return PSEUDONYMISED if found == PSEUDONYMISED else RAW
+
+
+def table_schema_of(privacy: PrivacyPolicy) -> pa.Schema:
+    """Return the Arrow schema of a table lake's rows under ``privacy`` (:mod:`esms_analytics.tables`)."""
+    from esms_analytics.tables import table_schema
+
+    return table_schema(PSEUDONYMISED_LAKE_SCHEMA if privacy.pseudonymised else LAKE_SCHEMA)
 
 
 def _lake_schema(store: LakeStore) -> pl.Schema:

@@ -36,8 +36,9 @@ from esms_analytics.lake import (
     newer_schema,
     read_footer,
 )
-from esms_analytics.privacy.policy import KEY_VARIABLE, POLICIES, PSEUDONYMISED, PrivacyPolicy
+from esms_analytics.privacy.policy import KEY_VARIABLE, POLICIES, PSEUDONYMISED, RAW, PrivacyPolicy
 from esms_analytics.store import LakeLocation, LakeStore, open_store
+from esms_analytics.tables import open_table
 
 logger = logging.getLogger("esms_analytics")
 
@@ -265,6 +266,8 @@ class Manifest:
                 self.rebuilt += 1
         if self.privacy is None:  # the files record the policy the manifest lost
             self.privacy, self.fingerprint = _privacy_facts(facts, strict=False)
+        if self.privacy is None and not files:  # a table lake: its commits record it
+            self.privacy, self.fingerprint = _table_privacy(self.store)
         if not self.rebuilt and not self._damaged:
             self.problem = None  # a new lake, or one whose first sync is under way
         elif self.problem is not None:
@@ -370,6 +373,18 @@ class Manifest:
             self.store.delete_many(sorted(self._journal))
             self._journal.clear()
             self.problem = None
+
+
+def _table_privacy(store: LakeStore) -> tuple[str | None, str | None]:
+    """Return the policy a table lake's commits record; raw for a table made before policies.
+
+    (None, None) for a Hive lake and for a table with no commit: a new lake.
+    """
+    table = open_table(store)
+    if table is None or not table.exists():
+        return None, None
+    privacy, fingerprint = _privacy_facts(table.lake_facts(), strict=False)
+    return privacy or RAW, fingerprint
 
 
 def _privacy_facts(data: dict[str, Any], *, strict: bool) -> tuple[str | None, str | None]:

@@ -66,6 +66,7 @@ from esms_analytics.lake import (
     open_lake,
     partition_files,
     partition_key,
+    table_schema_of,
 )
 from esms_analytics.manifest import Manifest, WindowEntry
 from esms_analytics.privacy.policy import PrivacyPolicy
@@ -261,7 +262,8 @@ def sync(
         lake keeps its own, and another one, or another pseudonym key, is refused
         (:class:`ConfigError`) before anything is written. ``pseudonymised`` takes
         its key from ``ESMS_PSEUDONYM_KEY``; a pseudonymised lake needs it even
-        when ``privacy`` is omitted. Not with ``table_format="delta"``.
+        when ``privacy`` is omitted. A table lake (``table_format``) holds its
+        policy's columns as a Hive lake's files do.
 
     Returns
     -------
@@ -269,7 +271,7 @@ def sync(
         ``report.complete`` is true when every window is stored whole.
     """
     first, last, types = _check_arguments(start, end, sms_types, workers, settle_days)
-    wanted = _wanted_policy(privacy, table_format)
+    wanted = _wanted_policy(privacy)
     moment = (now or datetime.now(VN_TZ)).astimezone(VN_TZ)
     if last > moment.date():
         raise ConfigError(
@@ -288,11 +290,11 @@ def sync(
             manifest.refuse_if_newer()  # a newer release's lake: nothing is written
             # Another policy or another key: refused before anything is written or asked.
             policy = manifest.check_privacy(wanted)
-            if policy.pseudonymised and open_table(lake_store) is not None:
-                raise ConfigError(_NO_PSEUDONYMISED_TABLE)
             if removed := lake_store.clear_litter():
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
-            staging = Staging.open(lake_store, table_format, new=not manifest.entries)
+            staging = Staging.open(
+                lake_store, table_format, new=not manifest.entries, privacy=policy
+            )
             plan = _Plan(
                 staging.stored(first, last, types)
                 if staging is not None
@@ -333,25 +335,13 @@ def sync(
     return report
 
 
-#: Why a table lake cannot be pseudonymised (yet): its table has one fixed schema.
-_NO_PSEUDONYMISED_TABLE: Final = (
-    "--privacy pseudonymised needs a Hive lake: a Delta or Iceberg table lake keeps the raw "
-    "columns (its schema is fixed); drop --table-format or use --privacy raw"
-)
-
-
-def _wanted_policy(
-    privacy: str | PrivacyPolicy | None, table_format: str | None
-) -> PrivacyPolicy | None:
-    """Turn ``privacy`` into a policy (its key from the environment); refused with Delta."""
+def _wanted_policy(privacy: str | PrivacyPolicy | None) -> PrivacyPolicy | None:
+    """Turn ``privacy`` into a policy (its key from the environment)."""
     if privacy is None:
         return None
-    policy = (
+    return (
         privacy if isinstance(privacy, PrivacyPolicy) else PrivacyPolicy.from_environment(privacy)
     )
-    if policy.pseudonymised and table_format is not None and table_format != "hive":
-        raise ConfigError(_NO_PSEUDONYMISED_TABLE)
-    return policy
 
 
 @contextlib.contextmanager
@@ -528,7 +518,7 @@ def plan_sync(
     SyncPlan(windows=365, to_fetch=365)
     """
     first, last, types = _check_arguments(start, end, sms_types, workers=1, settle_days=0)
-    wanted = _wanted_policy(privacy, table_format)
+    wanted = _wanted_policy(privacy)
     store = open_store(lake, storage_options=storage_options)
     windows = (last - first).days + 1
     if store.is_local and not Path(store.uri("")).exists():
@@ -539,9 +529,7 @@ def plan_sync(
     stored = _stored(store, first, last, types)
     manifest = Manifest(store, warn_newer=False)
     manifest.refuse_if_newer()  # the sync would refuse it: say so before the plan
-    policy = manifest.check_privacy(wanted)
-    if policy.pseudonymised and open_table(store) is not None:
-        raise ConfigError(_NO_PSEUDONYMISED_TABLE)
+    manifest.check_privacy(wanted)
     plan = _Plan(stored, manifest, first, last, types, refresh=refresh)
     return SyncPlan(plan.windows, plan.jobs())
 
@@ -830,19 +818,23 @@ class _WindowStore:
 class Staging:
     """A table lake's verified windows, staged as local files until the sync's one commit."""
 
-    def __init__(self, table: TableFormat):
+    def __init__(self, table: TableFormat, privacy: PrivacyPolicy):
         self.table = table
+        #: The lake's policy: its rows' schema, and the facts each commit records.
+        self.privacy = privacy
         self.entries: list[WindowEntry] = []
         self.windows: list[StagedWindow] = []
         self._folder = Path(tempfile.mkdtemp(prefix=".esms-staged-"))
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, lake: LakeStore, wanted: str | None, *, new: bool) -> Staging | None:
+    def open(
+        cls, lake: LakeStore, wanted: str | None, *, new: bool, privacy: PrivacyPolicy
+    ) -> Staging | None:
         """Settle the lake's format (refusing another); a staging for a table, None for Hive."""
         choose_table_format(lake, wanted, new=new)
         table = open_table(lake)
-        return None if table is None else cls(table)
+        return None if table is None else cls(table, privacy)
 
     def stored(self, first: date, last: date, types: list[int]) -> set[tuple[int, date]]:
         """Return the table's partitions holding rows, in the range."""
@@ -876,7 +868,11 @@ class Staging:
             if self.windows:
                 if _COMMIT_PAUSE in os.environ:  # the fault tests kill the sync here
                     time.sleep(float(os.environ[_COMMIT_PAUSE]))
-                version = self.table.commit(self.windows)
+                version = self.table.commit(
+                    self.windows,
+                    schema=table_schema_of(self.privacy),
+                    facts=self.privacy.facts(),
+                )
                 logger.info("committed %d windows as version %s", len(self.windows), version)
                 for entry in self.entries:
                     manifest.record(entry)

@@ -317,18 +317,6 @@ def test_a_raw_lake_refuses_pseudonymised_rows(
     assert _snapshot(lake) == before
 
 
-def test_delta_refuses_pseudonymised_in_one_line(
-    env: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    lake = tmp_path / "lake"
-    code = _sync(env, lake, "--privacy", "pseudonymised", "--table-format", "delta", days=1)
-    _, err = capsys.readouterr()
-    assert code == 2
-    assert len(err.strip().splitlines()) == 1
-    assert "Hive lake" in err
-    assert not lake.exists()
-
-
 def test_the_python_api_takes_the_policy_by_name(
     sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

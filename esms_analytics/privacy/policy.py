@@ -164,6 +164,20 @@ class PrivacyPolicy:
         """The columns of the lake's rows (before the partition ``date``)."""
         return PSEUDONYMISED_SCHEMA if self.pseudonymised else SCHEMA
 
+    def facts(self) -> dict[str, str]:
+        """Return what a lake records of its policy: ``privacy``, a key's fingerprint if any.
+
+        The fingerprint is ``pseudonym_key_fingerprint``, never the key: enough to refuse a
+        sync with another key.
+
+        >>> PrivacyPolicy("raw").facts()
+        {'privacy': 'raw'}
+        """
+        fingerprint = self.fingerprint
+        return {"privacy": self.name} | (
+            {"pseudonym_key_fingerprint": fingerprint} if fingerprint else {}
+        )
+
     def tokens(self, values: pl.Series) -> pl.Series:
         """Return HMAC-SHA256(key, value) in hex for each of ``values`` (null stays null).
 

@@ -6,7 +6,8 @@ is a Hive lake (:mod:`esms_analytics.lake`), the default. A table lake keeps
 everything else a Hive lake has (``_manifest.json`` and its journal, the
 lock, ``_quarantine/``): only the rows live elsewhere, in a table under the
 lake's folder (``delta/`` for Delta, ``iceberg/`` for Iceberg), partitioned by
-``sms_type`` and ``date`` with the columns of :data:`TABLE_SCHEMA`.
+``sms_type`` and ``date`` with the columns of :data:`TABLE_SCHEMA`, or of a
+pseudonymised lake's (:func:`table_schema` of its read schema).
 
 The sync verifies each window as for Hive and *stages* it
 (:class:`StagedWindow`: a hidden local Parquet file of the window's rows);
@@ -26,7 +27,7 @@ import abc
 import contextlib
 import importlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import groupby
@@ -57,6 +58,8 @@ POLARS_SCHEMA: Final = pl.Schema({**SCHEMA, "date": pl.Date()})
 PARTITION_COLUMNS: Final = ("sms_type", "date")
 #: Days named by one ``IN`` list of :func:`replace_predicate`.
 PREDICATE_DAYS: Final = 500
+#: What the names of a commit's facts start with (Delta custom metadata, Iceberg summary).
+FACT_PREFIX: Final = "esms_analytics."
 
 
 def _arrow_type(kind: pa.DataType) -> pa.DataType:
@@ -73,33 +76,43 @@ def _arrow_type(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
-#: The Arrow schema of a table's rows: the lake's columns, strings plain, times in UTC.
-TABLE_SCHEMA: Final = pa.schema(
-    [
-        pa.field(field.name, _arrow_type(field.type))
-        for field in pl.DataFrame(schema=POLARS_SCHEMA).to_arrow().schema
-    ]
-)
+def table_schema(columns: pl.Schema = POLARS_SCHEMA) -> pa.Schema:
+    """Return the Arrow schema a table stores a lake's ``columns`` (as read) in.
+
+    The same columns in the same order, strings plain, times in UTC. The
+    default is a raw lake's, :data:`TABLE_SCHEMA`; a pseudonymised lake passes
+    its own (``phone_token``, ``phone_masked`` and ``template`` for the phones).
+    """
+    return pa.schema(
+        [
+            pa.field(field.name, _arrow_type(field.type))
+            for field in pl.DataFrame(schema=columns).to_arrow().schema
+        ]
+    )
 
 
-def to_table_rows(rows: pa.Table, sms_type: int, day: date) -> pa.Table:
-    """Return a partition file's rows (its columns, no ``sms_type``) as :data:`TABLE_SCHEMA`."""
+#: The Arrow schema of a raw lake's table rows: the lake's columns, strings plain, times in UTC.
+TABLE_SCHEMA: Final = table_schema()
+
+
+def to_table_rows(
+    rows: pa.Table, sms_type: int, day: date, schema: pa.Schema = TABLE_SCHEMA
+) -> pa.Table:
+    """Return a partition file's rows (its columns, no ``sms_type``) as ``schema``'s."""
     count = rows.num_rows
     columns = {name: rows.column(name) for name in rows.column_names}
     columns["sms_type"] = pa.array([sms_type] * count, pa.int16())
     columns["date"] = pa.array([day] * count, pa.date32())
-    return pa.table(
-        [columns[field.name].cast(field.type) for field in TABLE_SCHEMA], schema=TABLE_SCHEMA
-    )
+    return pa.table([columns[field.name].cast(field.type) for field in schema], schema=schema)
 
 
 @dataclass(frozen=True)
 class StagedWindow:
     """One verified window, waiting for the sync's commit.
 
-    ``path`` is a local Parquet file of :data:`TABLE_SCHEMA` rows (None for a
-    window with no rows, whose partition the commit empties); the facts are
-    the manifest entry's.
+    ``path`` is a local Parquet file of the table's rows (None for a window
+    with no rows, whose partition the commit empties); the facts are the
+    manifest entry's.
     """
 
     sms_type: int
@@ -163,11 +176,21 @@ class TableFormat(abc.ABC):
         """Tell whether the table has had its first commit."""
 
     @abc.abstractmethod
-    def commit(self, windows: Sequence[StagedWindow]) -> int:
+    def commit(
+        self,
+        windows: Sequence[StagedWindow],
+        *,
+        schema: pa.Schema = TABLE_SCHEMA,
+        facts: Mapping[str, str] | None = None,
+    ) -> int:
         """Replace the partitions of ``windows`` (empty ones too) in one transaction.
 
-        Creates the table at its first commit. Returns the new version. A
-        failure or a kill at any point leaves the table at its previous version.
+        ``schema`` is the rows' (:func:`table_schema`): the table is created
+        with it at its first commit. ``facts`` are recorded in the commit, each
+        name under ``esms_analytics.`` (the lake's policy and its key's
+        fingerprint: :meth:`lake_facts` reads them back). Returns the new
+        version. A failure or a kill at any point leaves the table at its
+        previous version.
         """
 
     @abc.abstractmethod
@@ -179,10 +202,11 @@ class TableFormat(abc.ABC):
         end: date | None = None,
         sms_types: Sequence[int] | None = None,
     ) -> pl.LazyFrame:
-        """Scan the table (the latest version, or ``version``) as :data:`POLARS_SCHEMA`.
+        """Scan the table (the latest version, or ``version``) with the lake's columns.
 
-        The caller casts to :data:`esms_analytics.LAKE_SCHEMA`; ``start``,
-        ``end`` and ``sms_types`` prune partitions.
+        A raw lake's are :data:`POLARS_SCHEMA`, a pseudonymised lake's its own;
+        the caller casts to the lake's read schema. ``start``, ``end`` and
+        ``sms_types`` prune partitions.
         """
 
     @abc.abstractmethod
@@ -192,6 +216,15 @@ class TableFormat(abc.ABC):
     @abc.abstractmethod
     def history(self) -> list[dict[str, Any]]:
         """Return the table's commits, newest first, as the format reports them."""
+
+    @abc.abstractmethod
+    def lake_facts(self) -> dict[str, str]:
+        """Return the ``facts`` of the newest commit that recorded the lake's policy; {} if none.
+
+        Names without their ``esms_analytics.`` prefix. A manifest that was lost
+        takes the lake's policy and key fingerprint from here, as a Hive lake's
+        takes them from its files.
+        """
 
     @abc.abstractmethod
     def partitions(self) -> set[tuple[int, date]]:
@@ -204,6 +237,26 @@ class TableFormat(abc.ABC):
     @abc.abstractmethod
     def check(self) -> list[str]:
         """Problems found reading the table's metadata and files, one line each; [] if sound."""
+
+
+def commit_facts(
+    windows: Sequence[StagedWindow], facts: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Return what a sync's commit records: its windows and rows, then the lake's ``facts``."""
+    recorded = {"windows": str(len(windows)), "rows": str(sum(window.rows for window in windows))}
+    return {f"{FACT_PREFIX}{name}": value for name, value in {**recorded, **(facts or {})}.items()}
+
+
+def lake_facts_of(commits: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Return the facts of the first of ``commits`` (newest first) that recorded a policy."""
+    for properties in commits:
+        if f"{FACT_PREFIX}privacy" in properties:
+            return {
+                name.removeprefix(FACT_PREFIX): str(value)
+                for name, value in properties.items()
+                if name.startswith(FACT_PREFIX)
+            }
+    return {}
 
 
 def prune(

@@ -15,7 +15,7 @@ provider or conditional puts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any, ClassVar, Final
 
@@ -30,6 +30,8 @@ from esms_analytics.tables import (
     Compacted,
     StagedWindow,
     TableFormat,
+    commit_facts,
+    lake_facts_of,
     prune,
     replace_predicate,
     storage_options_for,
@@ -64,7 +66,13 @@ class DeltaFormat(TableFormat):
 
         return bool(DeltaTable.is_deltatable(self.uri, storage_options=self._options()))
 
-    def commit(self, windows: Sequence[StagedWindow]) -> int:
+    def commit(
+        self,
+        windows: Sequence[StagedWindow],
+        *,
+        schema: pa.Schema = TABLE_SCHEMA,
+        facts: Mapping[str, str] | None = None,
+    ) -> int:
         """Replace the windows' partitions in one Delta commit; return the new version."""
         from deltalake import CommitProperties, write_deltalake
 
@@ -72,11 +80,7 @@ class DeltaFormat(TableFormat):
             version = self.version()
             return -1 if version is None else version
         paths = [str(window.path) for window in windows if window.path is not None]
-        reader = pa.RecordBatchReader.from_batches(TABLE_SCHEMA, _batches(paths))
-        facts = {
-            "esms_analytics.windows": str(len(windows)),
-            "esms_analytics.rows": str(sum(window.rows for window in windows)),
-        }
+        reader = pa.RecordBatchReader.from_batches(schema, _batches(paths, schema))
         with self._writing():
             write_deltalake(
                 self.uri,
@@ -85,7 +89,7 @@ class DeltaFormat(TableFormat):
                 predicate=replace_predicate(windows),
                 partition_by=list(PARTITION_COLUMNS),
                 storage_options=self._options(),
-                commit_properties=CommitProperties(custom_metadata=facts),
+                commit_properties=CommitProperties(custom_metadata=commit_facts(windows, facts)),
             )
         return int(self._table().version())
 
@@ -112,6 +116,10 @@ class DeltaFormat(TableFormat):
         if not self.exists():
             return []
         return list(self._table().history())
+
+    def lake_facts(self) -> dict[str, str]:
+        """Return the policy facts of the newest commit that recorded them (its custom metadata)."""
+        return lake_facts_of(self.history())
 
     def partitions(self) -> set[tuple[int, date]]:
         """Return the partitions holding rows, from the log's add actions."""
@@ -176,12 +184,12 @@ class DeltaFormat(TableFormat):
         return problems
 
 
-def _batches(paths: Sequence[str]) -> Iterator[pa.RecordBatch]:
-    """Yield the staged files' rows a row group at a time, as :data:`TABLE_SCHEMA`."""
+def _batches(paths: Sequence[str], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Yield the staged files' rows a row group at a time, as ``schema``."""
     for path in paths:
         with pq.ParquetFile(path) as file:
             for group in range(file.num_row_groups):
-                table = file.read_row_group(group).select(TABLE_SCHEMA.names).cast(TABLE_SCHEMA)
+                table = file.read_row_group(group).select(schema.names).cast(schema)
                 yield from table.to_batches()
 
 

@@ -26,8 +26,7 @@ Where the catalog lives:
 
 Iceberg has no 8- or 16-bit integers: ``sms_type``, ``send_status``,
 ``send_result`` and ``segments`` are ``int`` (32 bits) in the table and read
-back as :data:`~esms_analytics.tables.TABLE_SCHEMA` has them; ``sent_at`` is a
-UTC ``timestamptz``.
+back in the lake's widths; ``sent_at`` is a UTC ``timestamptz``.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -55,6 +54,8 @@ from esms_analytics.tables import (
     Compacted,
     StagedWindow,
     TableFormat,
+    commit_facts,
+    lake_facts_of,
     partition_predicate,
     prune,
     storage_options_for,
@@ -198,7 +199,13 @@ class IcebergFormat(TableFormat):
         table = self._table()
         return table is not None and table.current_snapshot() is not None
 
-    def commit(self, windows: Sequence[StagedWindow]) -> int:
+    def commit(
+        self,
+        windows: Sequence[StagedWindow],
+        *,
+        schema: pa.Schema = TABLE_SCHEMA,
+        facts: Mapping[str, str] | None = None,
+    ) -> int:
         """Replace the windows' partitions in one catalog commit; return the new version."""
         if not windows:
             version = self.version()
@@ -213,28 +220,24 @@ class IcebergFormat(TableFormat):
             catalog.create_namespace_if_not_exists(NAMESPACE)
             transaction = catalog.create_table_transaction(
                 self._identifier,
-                schema=iceberg_schema(),
+                schema=iceberg_schema(schema),
                 location=self.location,
-                partition_spec=partition_spec(),
+                partition_spec=partition_spec(schema),
             )
             version = 0
         else:
             transaction = table.transaction()
             latest = _version(table)
             version = 0 if latest is None else latest + 1
-        facts = {
-            "esms_analytics.version": str(version),
-            "esms_analytics.windows": str(len(windows)),
-            "esms_analytics.rows": str(sum(window.rows for window in windows)),
-        }
+        recorded = commit_facts(windows, {"version": str(version), **(facts or {})})
         # Only partitions holding rows are deleted: pyiceberg warns of a delete matching none.
         stored = self._partitions(table) & {(window.sms_type, window.date) for window in windows}
         # _writing() ends after the commit: the catalog and the new files, made 0640.
         with self._writing(), transaction as tx:
             if stored:
-                tx.delete(partition_predicate(stored), snapshot_properties=facts)
+                tx.delete(partition_predicate(stored), snapshot_properties=recorded)
             paths = [str(window.path) for window in windows if window.path is not None]
-            _append(tx, (_read_staged(path) for path in paths), facts)
+            _append(tx, (_read_staged(path, schema) for path in paths), recorded)
             snapshot = tx.table_metadata.current_snapshot_id
             ManageSnapshots(tx).create_tag(snapshot, f"{TAG_PREFIX}{version}").commit()
         return version
@@ -272,7 +275,8 @@ class IcebergFormat(TableFormat):
         )
         scan = prune(scan, start=start, end=end, sms_types=sms_types)
         # Back to the lake's widths: Iceberg stored the small integers as 32 bits.
-        return scan.select(TABLE_SCHEMA.names).cast(dict(_NARROW))
+        names = [field.name for field in table.schema().fields]
+        return scan.select(names).cast({name: _NARROW[name] for name in names if name in _NARROW})
 
     def version(self) -> int | None:
         """Return the table's version (the last ``version-<n>`` tag); None before a commit."""
@@ -300,6 +304,18 @@ class IcebergFormat(TableFormat):
                 }
             )
         return sorted(found, key=lambda entry: -int(entry["version"]))
+
+    def lake_facts(self) -> dict[str, str]:
+        """Return the policy facts of the newest snapshot that recorded them (its summary)."""
+        table = self._table()
+        if table is None:
+            return {}
+        snapshots = sorted(table.snapshots(), key=lambda snapshot: -snapshot.timestamp_ms)
+        return lake_facts_of(
+            dict(snapshot.summary.additional_properties)
+            for snapshot in snapshots
+            if snapshot.summary is not None
+        )
 
     def partitions(self) -> set[tuple[int, date]]:
         """Return the partitions holding rows in the current snapshot."""
@@ -408,8 +424,8 @@ class IcebergFormat(TableFormat):
         return problems
 
 
-def iceberg_schema() -> Any:
-    """Return :data:`TABLE_SCHEMA` as an Iceberg schema (small integers widened to 32 bits)."""
+def iceberg_schema(schema: pa.Schema = TABLE_SCHEMA) -> Any:
+    """Return ``schema`` (a table's rows) as an Iceberg schema (small integers widened to 32 bits)."""
     from pyiceberg.schema import Schema
     from pyiceberg.types import (
         BooleanType,
@@ -442,12 +458,12 @@ def iceberg_schema() -> Any:
     return Schema(
         *(
             NestedField(number, field.name, kind(field.type), required=False)
-            for number, field in enumerate(TABLE_SCHEMA, start=1)
+            for number, field in enumerate(schema, start=1)
         )
     )
 
 
-def partition_spec() -> Any:
+def partition_spec(schema: pa.Schema = TABLE_SCHEMA) -> Any:
     """Return the identity partitioning on ``sms_type`` and ``date``."""
     from pyiceberg.partitioning import PartitionField, PartitionSpec
     from pyiceberg.transforms import IdentityTransform
@@ -455,7 +471,7 @@ def partition_spec() -> Any:
     return PartitionSpec(
         *(
             PartitionField(
-                source_id=TABLE_SCHEMA.get_field_index(column) + 1,
+                source_id=schema.get_field_index(column) + 1,
                 field_id=1000 + number,
                 transform=IdentityTransform(),
                 name=column,
@@ -465,9 +481,9 @@ def partition_spec() -> Any:
     )
 
 
-def _read_staged(path: str) -> pa.Table:
-    """Return a staged window's rows as :data:`TABLE_SCHEMA` (one window: one day, one type)."""
-    return pq.read_table(path).select(TABLE_SCHEMA.names).cast(TABLE_SCHEMA)
+def _read_staged(path: str, schema: pa.Schema) -> pa.Table:
+    """Return a staged window's rows as ``schema`` (one window: one day, one type)."""
+    return pq.read_table(path).select(schema.names).cast(schema)
 
 
 def _write(tx: Any, parts: Iterator[pa.Table]) -> list[Any]:
