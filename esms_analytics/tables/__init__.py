@@ -81,7 +81,7 @@ def table_schema(columns: pl.Schema = POLARS_SCHEMA) -> pa.Schema:
 
     The same columns in the same order, strings plain, times in UTC. The
     default is a raw lake's, :data:`TABLE_SCHEMA`; a pseudonymised lake passes
-    its own (``phone_token``, ``phone_masked`` and ``template`` for the phones).
+    its own (``phone_token`` and ``phone_masked`` for the phones, ``template``).
     """
     return pa.schema(
         [
