@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
@@ -38,7 +39,6 @@ from esms_analytics.lake import (
 )
 from esms_analytics.privacy.policy import KEY_VARIABLE, POLICIES, PSEUDONYMISED, RAW, PrivacyPolicy
 from esms_analytics.store import LakeLocation, LakeStore, open_store
-from esms_analytics.tables import open_table
 
 logger = logging.getLogger("esms_analytics")
 
@@ -266,8 +266,6 @@ class Manifest:
                 self.rebuilt += 1
         if self.privacy is None:  # the files record the policy the manifest lost
             self.privacy, self.fingerprint = _privacy_facts(facts, strict=False)
-        if self.privacy is None and not files:  # a table lake: its commits record it
-            self.privacy, self.fingerprint = _table_privacy(self.store)
         if not self.rebuilt and not self._damaged:
             self.problem = None  # a new lake, or one whose first sync is under way
         elif self.problem is not None:
@@ -277,6 +275,18 @@ class Manifest:
     def get(self, sms_type: int, day: date) -> WindowEntry | None:
         """Return the entry of a window, if it was ever fetched."""
         return self.entries.get(window_key(sms_type, day))
+
+    def take_privacy(self, facts: Mapping[str, str]) -> None:
+        """Take the policy that ``facts`` record when the manifest records none.
+
+        For a lake whose rows say their policy elsewhere than in data files (a
+        table lake's commits: :meth:`~esms_analytics.tables.TableFormat.lake_facts`),
+        whose manifest was lost. Facts that record no policy are a lake made before
+        policies: raw.
+        """
+        if self.privacy is None:
+            privacy, fingerprint = _privacy_facts(dict(facts), strict=False)
+            self.privacy, self.fingerprint = privacy or RAW, fingerprint
 
     def check_privacy(self, wanted: PrivacyPolicy | None) -> PrivacyPolicy:
         """Return the policy a sync writes with: the lake's own, or ``wanted`` for a new lake.
@@ -373,18 +383,6 @@ class Manifest:
             self.store.delete_many(sorted(self._journal))
             self._journal.clear()
             self.problem = None
-
-
-def _table_privacy(store: LakeStore) -> tuple[str | None, str | None]:
-    """Return the policy a table lake's commits record; raw for a table made before policies.
-
-    (None, None) for a Hive lake and for a table with no commit: a new lake.
-    """
-    table = open_table(store)
-    if table is None or not table.exists():
-        return None, None
-    privacy, fingerprint = _privacy_facts(table.lake_facts(), strict=False)
-    return privacy or RAW, fingerprint
 
 
 def _privacy_facts(data: dict[str, Any], *, strict: bool) -> tuple[str | None, str | None]:

@@ -289,7 +289,7 @@ def sync(
             manifest = Manifest(lake_store, warn_newer=False)
             manifest.refuse_if_newer()  # a newer release's lake: nothing is written
             # Another policy or another key: refused before anything is written or asked.
-            policy = manifest.check_privacy(wanted)
+            policy = _check_privacy(lake_store, manifest, wanted)
             if removed := lake_store.clear_litter():
                 logger.info("removed %d temporary files left by an interrupted sync", removed)
             staging = Staging.open(
@@ -333,6 +333,21 @@ def sync(
             esms.close()
     report.windows.sort(key=lambda window: (window.date, window.sms_type))
     return report
+
+
+def _check_privacy(
+    store: LakeStore, manifest: Manifest, wanted: PrivacyPolicy | None
+) -> PrivacyPolicy:
+    """Return the policy to write with, as :meth:`Manifest.check_privacy` does.
+
+    A table lake whose manifest was lost keeps its policy and key in its commits:
+    they are checked as a Hive lake's files' are.
+    """
+    if manifest.privacy is None and not manifest.entries:
+        table = open_table(store)
+        if table is not None and table.exists():
+            manifest.take_privacy(table.lake_facts())
+    return manifest.check_privacy(wanted)
 
 
 def _wanted_policy(privacy: str | PrivacyPolicy | None) -> PrivacyPolicy | None:
@@ -529,7 +544,7 @@ def plan_sync(
     stored = _stored(store, first, last, types)
     manifest = Manifest(store, warn_newer=False)
     manifest.refuse_if_newer()  # the sync would refuse it: say so before the plan
-    manifest.check_privacy(wanted)
+    _check_privacy(store, manifest, wanted)
     plan = _Plan(stored, manifest, first, last, types, refresh=refresh)
     return SyncPlan(plan.windows, plan.jobs())
 
@@ -818,10 +833,10 @@ class _WindowStore:
 class Staging:
     """A table lake's verified windows, staged as local files until the sync's one commit."""
 
-    def __init__(self, table: TableFormat, privacy: PrivacyPolicy):
+    def __init__(self, table: TableFormat, privacy: PrivacyPolicy | None = None):
         self.table = table
         #: The lake's policy: its rows' schema, and the facts each commit records.
-        self.privacy = privacy
+        self.privacy = privacy or PrivacyPolicy("raw")
         self.entries: list[WindowEntry] = []
         self.windows: list[StagedWindow] = []
         self._folder = Path(tempfile.mkdtemp(prefix=".esms-staged-"))
@@ -829,7 +844,7 @@ class Staging:
 
     @classmethod
     def open(
-        cls, lake: LakeStore, wanted: str | None, *, new: bool, privacy: PrivacyPolicy
+        cls, lake: LakeStore, wanted: str | None, *, new: bool, privacy: PrivacyPolicy | None = None
     ) -> Staging | None:
         """Settle the lake's format (refusing another); a staging for a table, None for Hive."""
         choose_table_format(lake, wanted, new=new)
