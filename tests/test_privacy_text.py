@@ -153,6 +153,11 @@ def test_names_in_decomposed_unicode_are_names_too() -> None:
         ("goi 0901.888.484 hoac +84 90 188 8484", "goi {phone} hoac {phone}"),
         ("(+84)901888484, 84901888484, 01628765432", "{phone}, {phone}, {phone}"),
         ("Tổng đài 1900 1234", "Tổng đài {phone}"),
+        ("goi (028) 3829 1234 hoac (0236) 762-4395", "goi {phone} hoac {phone}"),
+        # Codes in groups, or digit by digit.
+        ("Your code is 553 210, OTP 553-210", "Your code is {code}, OTP {code}"),
+        ("Ma OTP cua ban la 4 8 2 9 1 3.", "Ma OTP cua ban la {code}."),
+        ("Mã 55 32 10 hết hạn", "Mã {code} hết hạn"),
         # An OTP that begins like a hotline is a code.
         ("Ma OTP cua ban la 190023.", "Ma OTP cua ban la {code}."),
         ("Lien he an.nguyen+sale@mail.example.com.vn.", "Lien he {email}."),
@@ -183,6 +188,7 @@ _phone = st.builds(
 _secret = st.one_of(
     _phone,
     st.text("0123456789", min_size=4, max_size=8),
+    st.from_regex(r"[0-9]{3}[ \-][0-9]{3}|[0-9]( [0-9]){3,7}", fullmatch=True),
     st.from_regex(r"[A-Z]{2,4}[0-9]{3,6}", fullmatch=True),
     st.from_regex(r"[a-z][a-z0-9._]{2,10}@[a-z]{3,8}\.(vn|com|com\.vn)", fullmatch=True),
 )

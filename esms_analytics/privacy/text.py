@@ -95,11 +95,18 @@ _REDACT_RULES: Final[tuple[tuple[str, str], ...]] = (
         r"(?-u:\b)1[89]00[ .\-]?\d{4}(?:\d{2})?(?-u:\b)|(?-u:\b)1[89]00[ .\-]\d{2,3}[ .\-]\d{2,3}(?-u:\b)",
         "{phone}",
     ),
+    # A landline with its area code in brackets: (028) 3829 1234.
+    (r"\(0\d{2,3}\)[ .\-]?\d{3,4}[ .\-]?\d{3,4}(?-u:\b)", "{phone}"),
     # Amounts: grouped thousands with or without a unit, plain numbers with a unit,
     # 50k / 1,5 triệu, and a currency written first.
     (rf"(?i)\d{{1,3}}(?:[.,]\d{{3}})+(?:\s?{_CURRENCY}\b)?", "{amount}"),
     (rf"(?i)(?-u:\b)\d+(?:[.,]\d+)?\s?(?:{_CURRENCY}|{_THOUSANDS})\b", "{amount}"),
     (r"(?i)(?:(?-u:\b)(?:vnđ|vnd|usd)|\$)\s?\d+(?:[.,]\d+)*", "{amount}"),
+    # Codes written in groups (553 210, 553-210, 55 32 10) or digit by digit (4 8 2 9 1 3).
+    (
+        r"(?-u:\b)(?:\d{3}[ \-]\d{3}|\d{2}[ \-]\d{2}[ \-]\d{2}|(?:\d[ \-]){3,7}\d)(?-u:\b)",
+        "{code}",
+    ),
     (_TOKEN, "{code}"),
     # Whatever digits are left in runs of four or more, even glued to a word ("mã123456").
     (r"\d{4,}", "{code}"),
