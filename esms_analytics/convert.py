@@ -33,6 +33,7 @@ from esms_analytics.lake import (
     PartitionFile,
     data_key,
     lake_inventory,
+    lake_privacy,
     map_files,
     open_lake,
     pseudonymise_file,
@@ -162,11 +163,17 @@ def _opened(location: LakeLocation, storage_options: Mapping[str, str] | None) -
 def _raw_lake(store: LakeStore) -> Manifest:
     """Return the manifest of the raw Hive lake ``store``; refuse any other lake."""
     table_format = table_format_of(store)
+    if table_format != HIVE and lake_privacy(store) == PSEUDONYMISED:
+        raise ConfigError(
+            f"the lake {store.location} is pseudonymised already: it has no raw rows to "
+            "pseudonymise"
+        )
     if table_format != HIVE:
         raise ConfigError(
             f"the lake {store.location} is a {table_format} table lake: only a Hive lake is "
-            "converted (a table keeps its raw rows in its earlier versions); sync a "
-            "pseudonymised table lake with --privacy pseudonymised instead"
+            "converted (a table keeps its raw rows in its earlier versions); sync the same days "
+            "from eSMS into a new lake instead: esms-analytics sync --lake NEW "
+            f"--table-format {table_format} --privacy pseudonymised --from ... --to ..."
         )
     manifest = Manifest(store, warn_newer=False)
     manifest.refuse_if_newer()

@@ -73,6 +73,7 @@ from esms_analytics.errors import ConfigError, CorruptPartitionError, LakeError
 from esms_analytics.files import make_folders, open_file
 from esms_analytics.privacy.policy import PSEUDONYMISED, PSEUDONYMISED_SCHEMA, RAW, PrivacyPolicy
 from esms_analytics.store import LOCK_NAME, LakeLocation, LakeStore, ObjectInfo, open_store
+from esms_analytics.tables import TABLE_MARKER
 
 logger = logging.getLogger("esms_analytics")
 
@@ -134,7 +135,12 @@ def open_lake(
     store = open_store(lake, storage_options=storage_options)
     store.prepare(create=create)
     # A folder with no manifest and no partitions is not a lake (lake/sms, a typo...).
-    if not create and store.head(MANIFEST_NAME) is None and not _has_data_folder(store):
+    if (
+        not create
+        and store.head(MANIFEST_NAME) is None
+        and not _has_data_folder(store)
+        and store.head(TABLE_MARKER) is None  # a table lake that lost its manifest
+    ):
         raise LakeError(_not_a_lake(store), lake=store.location)
     return store
 

@@ -57,7 +57,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "windows": {"arguments", "client", "decode", "errors", "wire"},
     "store": {"errors", "files"},
     "tables": {"decode", "errors", "files", "store"},
-    "tables.delta": {"tables"},
+    "tables.delta": {"errors", "tables"},
     "tables.iceberg": {"errors", "files", "tables"},
     "lake": {
         "_version",

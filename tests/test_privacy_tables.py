@@ -103,6 +103,9 @@ def test_a_pseudonymised_table_keeps_its_key_and_versions_without_its_manifest(
         assert env.requests == []
         return err
 
+    # Readers still read it: a table lake is its marker and its table.
+    assert read_lake(lake).collect().schema == PSEUDONYMISED_LAKE_SCHEMA
+    assert _snapshot(lake) == before
     assert "is pseudonymised" in refused("--privacy", "raw")
     monkeypatch.setenv(KEY_VARIABLE, OTHER_KEY)
     err = refused()
@@ -133,3 +136,25 @@ def test_a_raw_table_without_its_manifest_refuses_pseudonymised_rows(
     assert len(err.strip().splitlines()) == 1, err
     assert "is raw" in err
     assert _snapshot(lake) == before
+
+
+@FORMATS
+def test_a_table_lake_is_not_converted_and_the_refusal_says_what_to_run(
+    env: Simulator, tmp_path: Path, table_format: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from esms_analytics.cli import main
+
+    raw, pseudonymised = tmp_path / "raw", tmp_path / "pseudonymised"
+    assert _sync(env, raw, "--table-format", table_format, days=1) == 0
+    assert _sync(env, pseudonymised, "--table-format", table_format, "--privacy",
+                 "pseudonymised", days=1) == 0  # fmt: skip
+    capsys.readouterr()
+    for lake, expected in (
+        (raw, f"--table-format {table_format} --privacy pseudonymised"),
+        (pseudonymised, "pseudonymised already"),
+    ):
+        assert main(["lake", "pseudonymise", "--lake", str(lake), "--to", str(tmp_path / "x")]) == 2
+        _, err = capsys.readouterr()
+        assert len(err.strip().splitlines()) == 1, err
+        assert expected in err
+    assert not (tmp_path / "x").exists()

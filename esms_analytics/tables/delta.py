@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from esms_analytics.errors import ConfigError
 from esms_analytics.tables import (
     DELTA,
     PARTITION_COLUMNS,
@@ -102,6 +104,14 @@ class DeltaFormat(TableFormat):
         sms_types: Sequence[int] | None = None,
     ) -> pl.LazyFrame:
         """Scan the table at ``version`` (default the latest), partitions pruned."""
+        if version is not None:
+            latest = self.version()
+            if latest is None or not 0 <= version <= latest:
+                versions = "none yet" if latest is None else f"0 to {latest}"
+                raise ConfigError(
+                    f"the Delta table {self.uri} has no version {version} (its versions are "
+                    f"{versions}): give one of them"
+                )
         scan = pl.scan_delta(self.uri, version=version, storage_options=self._options())
         return prune(scan, start=start, end=end, sms_types=sms_types)
 
@@ -176,9 +186,12 @@ class DeltaFormat(TableFormat):
             ]
         if table is None:
             return []
+        # delta-rs names files by absolute path or full URL, whatever the lake was given as.
+        root = (
+            str(Path(self.store.uri("")).resolve()) if self.store.is_local else self.store.uri("")
+        )
         for path in table.file_uris():
-            key = path.removeprefix(self.store.uri(""))
-            key = key.lstrip("/")
+            key = path.removeprefix("file://").removeprefix(root).lstrip("/")
             if self.store.head(key) is None:
                 problems.append(f"the Delta table {self.uri} names a missing data file {path}")
         return problems
