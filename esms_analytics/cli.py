@@ -69,6 +69,7 @@ from esms_analytics.errors import (
 )
 from esms_analytics.ops.logs import logging_configured
 from esms_analytics.registry import REPORTS
+from esms_analytics.tables import CATALOG_URI_ENV
 
 if TYPE_CHECKING:
     import polars as pl
@@ -194,6 +195,14 @@ def _add_lake_options(
         metavar="KEY=VALUE",
         help="object-store option on top of the cloud's environment (aws_region, "
         "aws_endpoint_url, allow_http...), repeatable (default none)",
+    )
+    command.add_argument(
+        "--catalog-uri",
+        metavar="URI",
+        default=None,
+        help="an Iceberg lake's catalog: https:// (REST), glue:// or glue://REGION (AWS Glue), "
+        "thrift:// (Hive) or a SQLAlchemy URL; a bucket lake needs one (default "
+        "$ESMS_ICEBERG_CATALOG_URI, else a local lake's own SQLite catalog)",
     )
 
 
@@ -736,8 +745,30 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(words)
     args.command_line = shlex.join(["esms-analytics", *words])
     _say.as_json = _Signals.as_json = args.log_format == "json"
-    with logging_configured(args.log_format, debug=args.debug):
+    # The catalog named on the command line is the environment's for this command (and
+    # masked in its logs as the variable's value is); an in-process main() puts it back.
+    with (
+        _environment(CATALOG_URI_ENV, getattr(args, "catalog_uri", None)),
+        logging_configured(args.log_format, debug=args.debug),
+    ):
         return _run_command(args)
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str | None) -> Iterator[None]:
+    """Set ``name`` to ``value`` (when given) for the block, then put the old value back."""
+    if value is None:
+        yield
+        return
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -1069,10 +1100,15 @@ def _compact(args: argparse.Namespace) -> int:
     store = open_lake(args.lake, create=False, storage_options=_storage_options(args))
     before = datetime.now(VN_TZ).date() - timedelta(days=args.settle_days)
     done = compact_lake(store, before)
-    version = "no version" if done.version is None else f"version {done.version}"
+    if not done.files_removed:
+        said = f"nothing to merge in the days before {before} (one file a partition already)"
+    else:
+        said = (
+            f"{done.files_removed:,} files of the days before {before} merged into "
+            f"{done.files_added:,} (version {done.version})"
+        )
     _say(
-        f"{store.location}: {done.files_removed:,} files of the days before {before} merged "
-        f"into {done.files_added:,} ({version})",
+        f"{store.location}: {said}",
         event="compacted",
         files_removed=done.files_removed,
         files_added=done.files_added,

@@ -243,6 +243,22 @@ def test_lake_check_names_a_damaged_commit_file(
 
 
 @FORMATS
+def test_a_table_given_by_a_relative_path_checks_sound_and_refuses_unknown_versions(
+    sim: Simulator, tmp_path: Path, table_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the README's examples give lakes as relative folders
+    _sync(sim, "lake", LAST, LAST, sms_types=[2], table_format=table_format)
+    table = open_table("lake")
+    assert table is not None
+    assert table.check() == []
+    for version in (5, -1):
+        with pytest.raises(ConfigError, match=f"has no version {version} ") as refused:
+            read_lake("lake", version=version).collect()
+        assert "versions are 0 to 0" in str(refused.value)
+        assert len(str(refused.value).splitlines()) == 1
+
+
+@FORMATS
 def test_compact_merges_the_files_of_settled_days(
     sim: Simulator, tmp_path: Path, table_format: str
 ) -> None:
@@ -282,7 +298,7 @@ def test_the_cli_syncs_checks_and_refuses_another_format(
     assert "healthy" in info
     assert main([*sync_args, "--table-format", "hive"]) == 2
     err = capsys.readouterr().err
-    assert f"is a {table_format} lake" in err
+    assert f"is {'an' if table_format == 'iceberg' else 'a'} {table_format} lake" in err
     assert len(err.strip().splitlines()) == 1
     log = _commit_file(lake, table_format)
     log.write_bytes(b"{not json")
@@ -361,6 +377,95 @@ def test_an_iceberg_lake_in_a_bucket_needs_a_catalog(
     monkeypatch.setenv("ESMS_ICEBERG_CATALOG_URI", f"sqlite:///{tmp_path / 'other.db'}")
     with pytest.raises(LakeError, match="does not know"):
         read_lake(lake, storage_options=options)
+
+
+def test_an_iceberg_lake_in_a_bucket_with_an_aws_glue_catalog(
+    sim: Simulator,
+    s3_process: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import boto3
+
+    from esms_analytics.cli import main
+
+    bucket, options = s3_process.new_bucket(), s3_process.storage_options()
+    lake, hive = f"s3://{bucket}/lake", str(tmp_path / "hive")
+    # moto answers Glue on the S3 port; boto3 takes a service's endpoint from the environment.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", s3_process.endpoint)
+    for name in ("aws_access_key_id", "aws_secret_access_key", "aws_region"):
+        monkeypatch.setenv(name.upper(), options[name])
+    monkeypatch.setenv("ESMS_ICEBERG_CATALOG_URI", f"glue://{options['aws_region']}")
+    _sync(sim, hive, FIRST, LAST, sms_types=[2])
+    _sync(sim, lake, FIRST, LAST, sms_types=[2], table_format="iceberg", storage_options=options)
+    first = read_lake(lake, storage_options=options).collect().sort(KEY)
+    assert_frame_equal(first, read_lake(hive).collect().sort(KEY))
+    _sync(sim, lake, FIRST, LAST, sms_types=[2], storage_options=options)
+    table = open_table(open_store(lake, storage_options=options))
+    assert table is not None
+    assert table.version() == 1
+    assert_frame_equal(
+        read_lake(lake, version=0, storage_options=options).collect().sort(KEY), first
+    )
+    # The table is Glue's: its database, its name, its metadata in the lake's bucket.
+    glue = boto3.client("glue", endpoint_url=s3_process.endpoint, region_name=options["aws_region"])
+    (found,) = glue.get_tables(DatabaseName="esms")["TableList"]
+    assert found["Name"] == table.identifier.split(".")[1]  # type: ignore[attr-defined]
+    assert found["Parameters"]["metadata_location"].startswith(f"s3://{bucket}/lake/iceberg/")
+    # The command line names the catalog for one command, and puts the environment back.
+    monkeypatch.delenv("ESMS_ICEBERG_CATALOG_URI")
+    flags = [f"--storage-option={name}={value}" for name, value in options.items()]
+    capsys.readouterr()
+    assert main(["report", "delivery", "--lake", lake, *flags, "--format", "csv",
+                 "--catalog-uri", f"glue://{options['aws_region']}"]) == 0  # fmt: skip
+    assert "ESMS_ICEBERG_CATALOG_URI" not in os.environ
+    assert main(["report", "delivery", "--lake", lake, *flags, "--format", "csv"]) == 2
+    out, err = capsys.readouterr()
+    assert out.count("\n") > 1
+    assert len(err.strip().splitlines()) == 1
+    assert "--catalog-uri" in err
+
+
+def test_a_local_lake_keeps_the_catalog_it_was_made_with(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own, named, shared = tmp_path / "own", tmp_path / "named", tmp_path / "shared.db"
+    monkeypatch.delenv("ESMS_ICEBERG_CATALOG_URI", raising=False)
+    _sync(sim, str(own), LAST, LAST, sms_types=[2], table_format="iceberg")
+    assert (own / "iceberg" / "catalog.db").exists()
+    monkeypatch.setenv("ESMS_ICEBERG_CATALOG_URI", f"sqlite:///{shared}")
+    # A lake made now goes to the named catalog; the first keeps its own file.
+    _sync(sim, str(named), LAST, LAST, sms_types=[2], table_format="iceberg")
+    _sync(sim, str(own), LAST, LAST, sms_types=[2])
+    assert not (named / "iceberg" / "catalog.db").exists()
+    assert shared.exists()
+    for lake, version in ((own, 1), (named, 0)):
+        table = open_table(str(lake))
+        assert table is not None
+        assert table.version() == version
+    assert read_lake(named).collect().height == read_lake(own).collect().height > 0
+    # Without the catalog it was made with, the lake says where to look, in one line.
+    monkeypatch.delenv("ESMS_ICEBERG_CATALOG_URI")
+    with pytest.raises(LakeError, match="ESMS_ICEBERG_CATALOG_URI") as lost:
+        read_lake(named).collect()
+    assert len(str(lost.value).splitlines()) == 1
+
+
+def test_a_catalog_that_cannot_be_opened_is_one_line_without_its_url(
+    sim: Simulator, s3_process: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket, options = s3_process.new_bucket(), s3_process.storage_options()
+    secret_url = "postgresql+nosuchdriver://user:hunter2-password@127.0.0.1:1/catalog"
+    monkeypatch.setenv("ESMS_ICEBERG_CATALOG_URI", secret_url)
+    with pytest.raises(ConfigError) as refused:
+        _sync(sim, f"s3://{bucket}/lake", LAST, LAST, sms_types=[2], table_format="iceberg",
+              storage_options=options)  # fmt: skip
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1
+    assert "cannot be opened" in message
+    assert "hunter2" not in message
+    assert s3_process.keys(bucket) == {}
 
 
 def test_an_iceberg_table_stores_small_integers_as_int32_and_reads_them_back(
@@ -444,6 +549,10 @@ def test_the_cli_compacts_a_table_lake_and_refuses_a_hive_one(
     assert main(["lake", "compact", "--lake", lake]) == 0
 
     assert "2 files of the days before" in capsys.readouterr().err
+    assert table.version() == 1
+    # Once merged, nothing is left to merge, and no version is made.
+    assert main(["lake", "compact", "--lake", lake]) == 0
+    assert "nothing to merge in the days before" in capsys.readouterr().err
     assert table.version() == 1
     assert_frame_equal(read_lake(lake).collect().sort(KEY), before)
     assert_frame_equal(read_lake(lake, version=0).collect().sort(KEY), before)

@@ -28,6 +28,7 @@ SECRET_VARIABLES: Final = (
     "ESMS_API_KEY",
     "ESMS_SECRET_KEY",
     "ESMS_PSEUDONYM_KEY",
+    "ESMS_ICEBERG_CATALOG_URI",  # a SQL catalog's URL may hold its database's password
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AZURE_STORAGE_ACCOUNT_KEY",

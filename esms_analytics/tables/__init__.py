@@ -51,6 +51,9 @@ _BACKENDS: Final = {
     DELTA: "esms_analytics.tables.delta:DeltaFormat",
     ICEBERG: "esms_analytics.tables.iceberg:IcebergFormat",
 }
+#: The Iceberg catalog a user names (:mod:`esms_analytics.tables.iceberg`); the command
+#: line's ``--catalog-uri`` sets it for one command.
+CATALOG_URI_ENV: Final = "ESMS_ICEBERG_CATALOG_URI"
 #: The object naming a lake's table format; absent in a Hive lake.
 TABLE_MARKER: Final = "_table.json"
 #: The columns of a table lake, in order: :data:`esms_analytics.LAKE_SCHEMA` as Polars sees it.
@@ -299,6 +302,11 @@ def table_format_of(lake: LakeLocation) -> str:
     return str(recorded)
 
 
+def _named(table_format: str) -> str:
+    """Return the format with its article: ``a hive``, ``a delta``, ``an iceberg``."""
+    return f"{'an' if table_format[0] in 'aeiou' else 'a'} {table_format}"
+
+
 def check_table_format(name: str) -> str:
     """Return ``name`` if it is a table format, else raise :class:`ConfigError`."""
     if name not in TABLE_FORMATS:
@@ -321,7 +329,7 @@ def choose_table_format(lake: LakeLocation, wanted: str | None, *, new: bool) ->
         return recorded
     if not new or recorded != HIVE:
         raise ConfigError(
-            f"the lake {store.location} is a {recorded} lake; it cannot be synced as "
+            f"the lake {store.location} is {_named(recorded)} lake; it cannot be synced as "
             f"{wanted} (a lake's format is chosen when it is created): give --table-format "
             f"{recorded}, or another --lake"
         )

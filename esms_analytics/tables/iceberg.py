@@ -17,12 +17,18 @@ version ever sees the one in between.
 Where the catalog lives:
 
 - a local lake keeps a SQLite catalog in ``<lake>/iceberg/catalog.db``, the
-  table ``esms.sms``;
-- a lake in a bucket cannot (SQLite needs a local file): it takes the
-  SQLAlchemy URL of a catalog database in ``ESMS_ICEBERG_CATALOG_URI``
-  (``sqlite:////var/lib/esms/catalog.db``, ``postgresql+psycopg://...``) and
-  is refused without one. Its table there is ``esms.sms_<16 hex digits>``, a
-  hash of the table's URL, so one catalog serves several lakes.
+  table ``esms.sms``, unless a catalog is named when the lake is created;
+- a catalog the user names in ``ESMS_ICEBERG_CATALOG_URI`` (the command
+  line's ``--catalog-uri``), which a lake in a bucket needs (SQLite needs a
+  local file) and is refused without: a REST catalog (``https://...``), AWS
+  Glue (``glue://``, or ``glue://<region>``), a Hive metastore
+  (``thrift://...``) or a SQL database (any other SQLAlchemy URL:
+  ``sqlite:////var/lib/esms/catalog.db``, ``postgresql+psycopg://...``); more
+  properties come from pyiceberg's own ``PYICEBERG_CATALOG__ESMS__<NAME>``
+  variables (a REST catalog's ``CREDENTIAL`` or ``TOKEN``). The lake's table
+  there is ``esms.sms_<16 hex digits>``, a hash of the table's URL, so one
+  catalog serves several lakes. A local lake made with its own catalog file
+  keeps using it.
 
 Iceberg has no 8- or 16-bit integers: ``sms_type``, ``send_status``,
 ``send_result`` and ``segments`` are ``int`` (32 bits) in the table and read
@@ -47,6 +53,7 @@ import pyarrow.parquet as pq
 from esms_analytics.errors import ConfigError, LakeError
 from esms_analytics.files import make_folders
 from esms_analytics.tables import (
+    CATALOG_URI_ENV,
     ICEBERG,
     PARTITION_COLUMNS,
     POLARS_SCHEMA,
@@ -64,8 +71,6 @@ from esms_analytics.tables import (
 if TYPE_CHECKING:
     from esms_analytics.store import LakeStore
 
-#: The SQLAlchemy URL of the catalog database of a lake in a bucket.
-CATALOG_URI_ENV: Final = "ESMS_ICEBERG_CATALOG_URI"
 CATALOG_NAME: Final = "esms"
 NAMESPACE: Final = "esms"
 #: The catalog file of a local lake, under the table's folder.
@@ -115,20 +120,25 @@ class IcebergFormat(TableFormat):
         # Checked, not imported: pyiceberg is imported when the table is first read or written.
         _require_pyiceberg()
         self._catalog_cache: Any = None
-        if store.is_local:
+        uri = os.environ.get(CATALOG_URI_ENV, "").strip()
+        #: True for a local lake's own SQLite catalog in its folder.
+        self.embedded = store.is_local and (not uri or (Path(self.uri) / LOCAL_CATALOG).exists())
+        if self.embedded:
             self._catalog_uri = f"sqlite:///{Path(self.uri) / LOCAL_CATALOG}"
             self._identifier = (NAMESPACE, "sms")
             return
-        uri = os.environ.get(CATALOG_URI_ENV, "").strip()
         if not uri:
             raise ConfigError(
                 f"the Iceberg lake {store.location} is in object storage, where its SQLite "
-                f"catalog cannot live: set {CATALOG_URI_ENV} to a catalog database's "
-                "SQLAlchemy URL (a local sqlite:////path/catalog.db, or postgresql://...)"
+                f"catalog cannot live: set {CATALOG_URI_ENV} (or --catalog-uri) to its catalog: "
+                "an https:// REST catalog, glue:// for AWS Glue, or a database's SQLAlchemy URL "
+                "(a local sqlite:////path/catalog.db, or postgresql+psycopg://...)"
             )
         self._catalog_uri = uri
         digest = hashlib.sha256(self.uri.encode("utf-8")).hexdigest()[:16]
         self._identifier = (NAMESPACE, f"sms_{digest}")
+        # Opened now: a catalog that cannot be is refused before the lake is marked Iceberg.
+        self._catalog()
 
     @property
     def location(self) -> str:
@@ -151,18 +161,25 @@ class IcebergFormat(TableFormat):
 
     def _catalog(self) -> Any:
         if self._catalog_cache is None:
-            from pyiceberg.catalog.sql import SqlCatalog
+            if self.embedded:
+                from pyiceberg.catalog.sql import SqlCatalog
 
-            if self.store.is_local:
                 make_folders(Path(self.uri))  # 0750 before SQLite makes the catalog in it
-            self._catalog_cache = SqlCatalog(
-                CATALOG_NAME, uri=self._catalog_uri, warehouse=self.location, **self._properties()
-            )
+                self._catalog_cache = SqlCatalog(
+                    CATALOG_NAME,
+                    uri=self._catalog_uri,
+                    warehouse=self.location,
+                    **self._properties(),
+                )
+            else:
+                self._catalog_cache = named_catalog(
+                    self._catalog_uri, self.location, self._properties()
+                )
         return self._catalog_cache
 
     def _catalog_present(self) -> bool:
         # Reading a local lake never creates its catalog file.
-        return not self.store.is_local or (Path(self.uri) / LOCAL_CATALOG).exists()
+        return not self.embedded or (Path(self.uri) / LOCAL_CATALOG).exists()
 
     def _table(self) -> Any | None:
         """Return the pyiceberg table, or None before its first commit.
@@ -182,7 +199,7 @@ class IcebergFormat(TableFormat):
         if table is None and self.store.list_files(f"{self.folder}/metadata/"):
             where = (
                 f"its catalog {Path(self.uri) / LOCAL_CATALOG}"
-                if self.store.is_local
+                if self.embedded
                 else f"the catalog of ${CATALOG_URI_ENV}"
             )
             raise LakeError(
@@ -422,6 +439,40 @@ class IcebergFormat(TableFormat):
             if self.store.head(key) is None:
                 problems.append(f"the Iceberg table {self.uri} names a missing data file {path}")
         return problems
+
+
+def named_catalog(uri: str, warehouse: str, properties: Mapping[str, str]) -> Any:
+    """Open the catalog ``uri`` names: REST, AWS Glue, a Hive metastore or a SQL database.
+
+    ``http(s)://`` is a REST catalog, ``glue://`` (or ``glue://<region>``) AWS
+    Glue, ``thrift://`` a Hive metastore; any other URL is a SQLAlchemy
+    database URL. pyiceberg adds the properties of its
+    ``PYICEBERG_CATALOG__ESMS__*`` variables. A catalog that cannot be opened
+    raises :class:`ConfigError` in one line that never shows the URL (it may
+    hold a database password).
+    """
+    from pyiceberg.catalog import load_catalog
+
+    scheme, _, rest = uri.partition("://")
+    kind = scheme.lower()
+    try:
+        if kind in ("http", "https"):
+            return load_catalog(CATALOG_NAME, type="rest", uri=uri, **properties)
+        if kind == "glue":
+            region = {"glue.region": rest.strip("/")} if rest.strip("/") else {}
+            return load_catalog(CATALOG_NAME, type="glue", **region, **properties)
+        if kind == "thrift":
+            return load_catalog(CATALOG_NAME, type="hive", uri=uri, **properties)
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        return SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse, **properties)
+    except Exception as exc:  # pyiceberg, SQLAlchemy, boto3 and requests raise their own kinds
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0].replace(uri, "<the URL>")
+        raise ConfigError(
+            f"${CATALOG_URI_ENV} names a catalog that cannot be opened ({detail[:160]}): give "
+            "an https:// REST catalog, glue:// for AWS Glue, thrift:// for a Hive metastore or "
+            "a SQLAlchemy URL (sqlite:////path/catalog.db, postgresql+psycopg://...)"
+        ) from None
 
 
 def iceberg_schema(schema: pa.Schema = TABLE_SCHEMA) -> Any:
