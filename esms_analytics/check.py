@@ -180,12 +180,13 @@ def lake_info(lake: LakeLocation, *, storage_options: Mapping[str, str] | None =
 def _table_info(store: LakeStore, manifest: Manifest, table: TableFormat) -> LakeInfo:
     """Summarise a table lake: the manifest's windows against the table's partitions.
 
-    A table keeps no file a window, so ``file_bytes`` is 0; a window recorded
-    with rows whose partition the table's current version lacks is
-    ``missing_file``, a partition the manifest does not record ``unrecorded``
-    (``lake check`` reads the table's log and files).
+    ``file_bytes`` are the bytes of the partition's data files in the table's
+    current version; a window recorded with rows whose partition that version
+    lacks is ``missing_file``, a partition the manifest does not record
+    ``unrecorded`` (``lake check`` reads the table's log and files).
     """
-    partitions = table.partitions() if table.exists() else set()
+    sizes = table.partition_bytes() if table.exists() else {}
+    partitions = set(sizes)
     records = []
     for entry in manifest.entries.values():
         held = (entry.sms_type, entry.date) in partitions
@@ -194,7 +195,7 @@ def _table_info(store: LakeStore, manifest: Manifest, table: TableFormat) -> Lak
                 "sms_type": entry.sms_type,
                 "date": entry.date,
                 "rows": entry.rows,
-                "file_bytes": 0,
+                "file_bytes": sizes.get((entry.sms_type, entry.date), 0),
                 "fetched_at": entry.fetched_at,
                 "settled": entry.settled,
                 "status": "ok" if held or not entry.rows else "missing_file",
@@ -208,7 +209,7 @@ def _table_info(store: LakeStore, manifest: Manifest, table: TableFormat) -> Lak
                 "sms_type": sms_type,
                 "date": day,
                 "rows": 0,
-                "file_bytes": 0,
+                "file_bytes": sizes[(sms_type, day)],
                 "fetched_at": None,
                 "settled": False,
                 "status": "unrecorded",

@@ -259,6 +259,21 @@ def test_a_table_given_by_a_relative_path_checks_sound_and_refuses_unknown_versi
 
 
 @FORMATS
+def test_lake_info_gives_each_partition_the_bytes_of_its_table_files(
+    sim: Simulator, tmp_path: Path, table_format: str
+) -> None:
+    from esms_analytics.check import lake_info
+
+    lake = tmp_path / "lake"
+    _sync(sim, str(lake), FIRST, LAST, sms_types=[2, 8], table_format=table_format)
+    windows = lake_info(str(lake)).windows
+    on_disk = sum(path.stat().st_size for path in (lake / table_format).rglob("*.parquet"))
+    assert on_disk > 0
+    assert windows["file_bytes"].sum() == on_disk  # one commit: every data file is live
+    assert (windows.filter(pl.col("rows") > 0)["file_bytes"] > 0).all()
+
+
+@FORMATS
 def test_compact_merges_the_files_of_settled_days(
     sim: Simulator, tmp_path: Path, table_format: str
 ) -> None:

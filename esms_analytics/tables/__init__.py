@@ -234,6 +234,10 @@ class TableFormat(abc.ABC):
         """Return the (sms_type, date) partitions that hold rows in the current version."""
 
     @abc.abstractmethod
+    def partition_bytes(self) -> dict[tuple[int, date], int]:
+        """Return the partitions of :meth:`partitions`, each with its data files' bytes."""
+
+    @abc.abstractmethod
     def compact(self, settled_before: date) -> Compacted:
         """Rewrite the small files of the days before ``settled_before`` into fewer."""
 

@@ -133,16 +133,26 @@ class DeltaFormat(TableFormat):
 
     def partitions(self) -> set[tuple[int, date]]:
         """Return the partitions holding rows, from the log's add actions."""
+        return set(self.partition_bytes())
+
+    def partition_bytes(self) -> dict[tuple[int, date], int]:
+        """Return each partition holding rows with its live files' bytes (the add actions')."""
         if not self.exists():
-            return set()
+            return {}
         actions = pa.table(self._table().get_add_actions(flatten=True))
         found = zip(
             actions.column("partition.sms_type").to_pylist(),
             actions.column("partition.date").to_pylist(),
             actions.column("num_records").to_pylist(),
+            actions.column("size_bytes").to_pylist(),
             strict=True,
         )
-        return {(int(kind), _day(day)) for kind, day, rows in found if rows}
+        sizes: dict[tuple[int, date], int] = {}
+        for kind, day, rows, size in found:
+            if rows:
+                key = (int(kind), _day(day))
+                sizes[key] = sizes.get(key, 0) + int(size)
+        return sizes
 
     def compact(self, settled_before: date) -> Compacted:
         """Run ``optimize.compact()`` on the days before ``settled_before``."""

@@ -339,17 +339,25 @@ class IcebergFormat(TableFormat):
         return self._partitions(self._table())
 
     def _partitions(self, table: Any | None) -> set[tuple[int, date]]:
+        return set(self._partition_bytes(table))
+
+    def partition_bytes(self) -> dict[tuple[int, date], int]:
+        """Return each partition holding rows with its data files' bytes (the snapshot's)."""
+        return self._partition_bytes(self._table())
+
+    def _partition_bytes(self, table: Any | None) -> dict[tuple[int, date], int]:
         if table is None or table.current_snapshot() is None:
-            return set()
+            return {}
         stats = table.inspect.partitions()
         found = zip(
             stats.column("partition").to_pylist(),
             stats.column("record_count").to_pylist(),
+            stats.column("total_data_file_size_in_bytes").to_pylist(),
             strict=True,
         )
         return {
-            (int(partition["sms_type"]), _day(partition["date"]))
-            for partition, rows in found
+            (int(partition["sms_type"]), _day(partition["date"])): int(size)
+            for partition, rows, size in found
             if rows
         }
 
