@@ -158,3 +158,33 @@ def test_a_table_lake_is_not_converted_and_the_refusal_says_what_to_run(
         assert len(err.strip().splitlines()) == 1, err
         assert expected in err
     assert not (tmp_path / "x").exists()
+
+
+@FORMATS
+def test_a_table_that_lost_its_marker_too_is_not_taken_for_a_new_hive_lake(
+    env: Simulator,
+    tmp_path: Path,
+    table_format: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lake = tmp_path / "lake"
+    assert _sync(env, lake, "--privacy", "pseudonymised", "--table-format", table_format) == 0
+    marker = (lake / "_table.json").read_bytes()
+    for lost in ("_manifest.json", "_table.json"):
+        (lake / lost).unlink()
+    shutil.rmtree(lake / "_manifest.d", ignore_errors=True)
+    capsys.readouterr()
+    before = _snapshot(lake)
+    monkeypatch.setenv(KEY_VARIABLE, OTHER_KEY)
+    assert _sync(env, lake, "--refresh") == 5
+    _, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1, err
+    assert "_table.json" in err
+    assert marker.decode() in err
+    assert _snapshot(lake) == before
+    assert not (lake / "sms").exists()
+    # With its marker back, the lake's policy and key are checked again.
+    (lake / "_table.json").write_bytes(marker)
+    assert _sync(env, lake, "--refresh") == 2
+    assert "not the key" in capsys.readouterr().err

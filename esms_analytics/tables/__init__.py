@@ -311,6 +311,22 @@ def _named(table_format: str) -> str:
     return f"{'an' if table_format[0] in 'aeiou' else 'a'} {table_format}"
 
 
+def _refuse_unmarked_table(store: LakeStore) -> None:
+    """Refuse a lake whose table lost its marker: it is not a new Hive lake.
+
+    Synced as one, it would add Hive files beside the table, under any policy
+    and key (the table's commits record them, but only a table lake reads them).
+    """
+    for name, folder, log in ((DELTA, "delta", "_delta_log"), (ICEBERG, "iceberg", "metadata")):
+        if store.list_files(f"{folder}/{log}/"):
+            marker = json.dumps({"format": name})
+            raise LakeError(
+                f"the lake {store.location} holds {_named(name)} table in {folder}/ but no "
+                f"{TABLE_MARKER}: restore it (its text is {marker}) before syncing again",
+                lake=store.location,
+            )
+
+
 def check_table_format(name: str) -> str:
     """Return ``name`` if it is a table format, else raise :class:`ConfigError`."""
     if name not in TABLE_FORMATS:
@@ -326,6 +342,8 @@ def choose_table_format(lake: LakeLocation, wanted: str | None, *, new: bool) ->
     """
     store = open_store(lake)
     recorded = table_format_of(store)
+    if recorded == HIVE and new:
+        _refuse_unmarked_table(store)
     if wanted is None:
         return recorded
     check_table_format(wanted)
