@@ -1238,8 +1238,19 @@ def _report(args: argparse.Namespace) -> int:
     else:
         write_table(table, args.format, sys.stdout)
     if table.height == 0:
+        # A threshold of the report's own (hotspots' --min-messages) is a filter too.
+        thresholds = [
+            f"{option.flag} {options.get(option.name, option.default)}"
+            for option in spec.options
+            if option.name.startswith("min_")
+        ]
+        narrow = (
+            f"the filter or {' or '.join(thresholds)} too narrow"
+            if thresholds
+            else ("the filter too narrow")
+        )
         _say(
-            "no rows match this selection (is the lake empty, or the filter too narrow?)",
+            f"no rows match this selection (is the lake empty, or {narrow}?)",
             event="no_rows",
             level=logging.WARNING,
         )

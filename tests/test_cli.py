@@ -156,6 +156,18 @@ def test_every_report_kind_runs(
     assert out.strip()
 
 
+def test_an_empty_report_names_its_own_threshold(
+    lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "report", "hotspots", "--lake", str(lake), "--min-messages", "99999")
+    assert code == 0
+    assert "or --min-messages 99999 too narrow" in err
+    code, _, err = run(capsys, "report", "hotspots", "--lake", str(lake), "--campaign", "none such")
+    assert "or --min-messages 100 too narrow" in err
+    code, _, err = run(capsys, "report", "carriers", "--lake", str(lake), "--campaign", "none such")
+    assert "(is the lake empty, or the filter too narrow?)" in err
+
+
 def test_html_report_is_self_contained(
     lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
