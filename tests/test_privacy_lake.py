@@ -6,7 +6,7 @@ import hmac
 import logging
 import pickle
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -230,6 +230,28 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     }
 
 
+def refusals(sim: Simulator, lake: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
+    """A re-sync of ``lake`` that must be refused: one line, exit 2, no request, nothing changed.
+
+    The lake and the simulator's requests are taken as they are now; the function
+    returned runs the sync with its extra arguments and returns the error line.
+    """
+    capsys.readouterr()
+    before = _snapshot(lake)
+    sim.reset_requests()
+
+    def refused(*extra: str) -> str:
+        assert _sync(sim, lake, "--refresh", *extra) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert len(err.strip().splitlines()) == 1, err
+        assert _snapshot(lake) == before
+        assert sim.requests == []
+        return err
+
+    return refused
+
+
 def test_no_phone_or_key_in_exports_html_or_logs(
     env: Simulator,
     tmp_path: Path,
@@ -271,19 +293,7 @@ def test_another_key_or_policy_is_refused_and_nothing_written(
 ) -> None:
     lake = tmp_path / "lake"
     assert _sync(env, lake, "--privacy", "pseudonymised", days=2) == 0
-    capsys.readouterr()
-    before = _snapshot(lake)
-    env.reset_requests()
-
-    def refused(*extra: str) -> str:
-        assert _sync(env, lake, "--refresh", *extra) == 2
-        out, err = capsys.readouterr()
-        assert out == ""
-        assert len(err.strip().splitlines()) == 1, err
-        assert _snapshot(lake) == before
-        assert env.requests == []
-        return err
-
+    refused = refusals(env, lake, capsys)
     monkeypatch.setenv(KEY_VARIABLE, OTHER_KEY)
     err = refused()
     assert KEY_VARIABLE in err

@@ -25,6 +25,7 @@ from .test_privacy_lake import (
     _sync,
     leaks,
     phone_forms,
+    refusals,
     truth_phones,
 )
 
@@ -90,19 +91,8 @@ def test_a_pseudonymised_table_keeps_its_key_and_versions_without_its_manifest(
     # The manifest is lost: the table's commits still say the policy and the key.
     (lake / "_manifest.json").unlink()
     shutil.rmtree(lake / "_manifest.d", ignore_errors=True)
-    capsys.readouterr()
     before = _snapshot(lake)
-    env.reset_requests()
-
-    def refused(*extra: str) -> str:
-        assert _sync(env, lake, "--refresh", *extra) == 2
-        out, err = capsys.readouterr()
-        assert out == ""
-        assert len(err.strip().splitlines()) == 1, err
-        assert _snapshot(lake) == before
-        assert env.requests == []
-        return err
-
+    refused = refusals(env, lake, capsys)
     # Readers still read it: a table lake is its marker and its table.
     assert read_lake(lake).collect().schema == PSEUDONYMISED_LAKE_SCHEMA
     assert _snapshot(lake) == before
