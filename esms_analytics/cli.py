@@ -55,7 +55,13 @@ from typing import TYPE_CHECKING, Any
 # Only light modules at the top: --help and argument errors answer before Polars loads.
 from esms_analytics import __version__
 from esms_analytics.arguments import check_range, sms_type_list, to_date
-from esms_analytics.codes import ENV_API_KEY, ENV_BASE_URL, ENV_SECRET_KEY, SMS_TYPES
+from esms_analytics.codes import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_ICEBERG_CATALOG_URI,
+    ENV_SECRET_KEY,
+    SMS_TYPES,
+)
 from esms_analytics.errors import (
     AnswerError,
     ApiError,
@@ -69,7 +75,6 @@ from esms_analytics.errors import (
 )
 from esms_analytics.ops.logs import logging_configured
 from esms_analytics.registry import REPORTS
-from esms_analytics.tables import CATALOG_URI_ENV
 
 if TYPE_CHECKING:
     import polars as pl
@@ -748,7 +753,7 @@ def _main(argv: Sequence[str] | None) -> int:
     # The catalog named on the command line is the environment's for this command (and
     # masked in its logs as the variable's value is); an in-process main() puts it back.
     with (
-        _environment(CATALOG_URI_ENV, getattr(args, "catalog_uri", None)),
+        _environment(ENV_ICEBERG_CATALOG_URI, getattr(args, "catalog_uri", None)),
         logging_configured(args.log_format, debug=args.debug),
     ):
         return _run_command(args)

@@ -21,6 +21,8 @@ VN_TZ: Final = ZoneInfo(TIME_ZONE)
 ENV_API_KEY: Final = "ESMS_API_KEY"
 ENV_SECRET_KEY: Final = "ESMS_SECRET_KEY"
 ENV_BASE_URL: Final = "ESMS_BASE_URL"
+#: An Iceberg lake's catalog (:mod:`esms_analytics.tables.iceberg`); ``--catalog-uri``.
+ENV_ICEBERG_CATALOG_URI: Final = "ESMS_ICEBERG_CATALOG_URI"
 
 SmsTypeLabel = Literal[
     "advertising",

@@ -56,7 +56,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "registry": {"errors", "reports"},
     "windows": {"arguments", "client", "decode", "errors", "wire"},
     "store": {"errors", "files"},
-    "tables": {"decode", "errors", "files", "store"},
+    "tables": {"codes", "decode", "errors", "files", "store"},
     "tables.delta": {"errors", "tables"},
     "tables.iceberg": {"errors", "files", "tables"},
     "lake": {

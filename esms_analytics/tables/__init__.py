@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Final
 import polars as pl
 import pyarrow as pa
 
+from esms_analytics.codes import ENV_ICEBERG_CATALOG_URI
 from esms_analytics.decode import SCHEMA
 from esms_analytics.errors import ConfigError, LakeError
 from esms_analytics.files import make_folders, settle_tree
@@ -53,7 +54,7 @@ _BACKENDS: Final = {
 }
 #: The Iceberg catalog a user names (:mod:`esms_analytics.tables.iceberg`); the command
 #: line's ``--catalog-uri`` sets it for one command.
-CATALOG_URI_ENV: Final = "ESMS_ICEBERG_CATALOG_URI"
+CATALOG_URI_ENV: Final = ENV_ICEBERG_CATALOG_URI
 #: The object naming a lake's table format; absent in a Hive lake.
 TABLE_MARKER: Final = "_table.json"
 #: The columns of a table lake, in order: :data:`esms_analytics.LAKE_SCHEMA` as Polars sees it.
