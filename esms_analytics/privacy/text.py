@@ -91,23 +91,24 @@ _REDACT_RULES: Final[tuple[tuple[str, str], ...]] = (
     # Vietnamese numbers: 0 or 84 or +84, then 8-10 digits, single spaces, dots or dashes
     # between groups; service hotlines 1800/1900 as well.
     (r"(?:\(?\+84\)?|(?-u:\b)84|(?-u:\b)0)(?:[ .\-]?\d){8,10}(?-u:\b)", "{phone}"),
+    # ... and a landline with its area code in brackets, (028) 3829 1234 (one pass for both).
     (
-        r"(?-u:\b)1[89]00[ .\-]?\d{4}(?:\d{2})?(?-u:\b)|(?-u:\b)1[89]00[ .\-]\d{2,3}[ .\-]\d{2,3}(?-u:\b)",
+        r"(?-u:\b)1[89]00[ .\-]?\d{4}(?:\d{2})?(?-u:\b)|(?-u:\b)1[89]00[ .\-]\d{2,3}[ .\-]\d{2,3}(?-u:\b)"
+        r"|\(0\d{2,3}\)[ .\-]?\d{3,4}[ .\-]?\d{3,4}(?-u:\b)",
         "{phone}",
     ),
-    # A landline with its area code in brackets: (028) 3829 1234.
-    (r"\(0\d{2,3}\)[ .\-]?\d{3,4}[ .\-]?\d{3,4}(?-u:\b)", "{phone}"),
     # Amounts: grouped thousands with or without a unit, plain numbers with a unit,
     # 50k / 1,5 triệu, and a currency written first.
     (rf"(?i)\d{{1,3}}(?:[.,]\d{{3}})+(?:\s?{_CURRENCY}\b)?", "{amount}"),
     (rf"(?i)(?-u:\b)\d+(?:[.,]\d+)?\s?(?:{_CURRENCY}|{_THOUSANDS})\b", "{amount}"),
     (r"(?i)(?:(?-u:\b)(?:vnđ|vnd|usd)|\$)\s?\d+(?:[.,]\d+)*", "{amount}"),
-    # Codes written in groups (553 210, 553-210, 55 32 10) or digit by digit (4 8 2 9 1 3).
+    # OTP-like tokens, and codes written in groups (553 210, 553-210, 55 32 10) or digit by
+    # digit (4 8 2 9 1 3): one pass.
     (
-        r"(?-u:\b)(?:\d{3}[ \-]\d{3}|\d{2}[ \-]\d{2}[ \-]\d{2}|(?:\d[ \-]){3,7}\d)(?-u:\b)",
+        _TOKEN
+        + r"|(?-u:\b)(?:\d{3}[ \-]\d{3}|\d{2}[ \-]\d{2}[ \-]\d{2}|(?:\d[ \-]){3,7}\d)(?-u:\b)",
         "{code}",
     ),
-    (_TOKEN, "{code}"),
     # Whatever digits are left in runs of four or more, even glued to a word ("mã123456").
     (r"\d{4,}", "{code}"),
 )
