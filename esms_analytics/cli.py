@@ -1249,13 +1249,9 @@ def _report(args: argparse.Namespace) -> int:
             for option in spec.options
             if option.name.startswith("min_")
         ]
-        narrow = (
-            f"the filter or {' or '.join(thresholds)} too narrow"
-            if thresholds
-            else ("the filter too narrow")
-        )
+        narrow = "the filter" + "".join(f" or {threshold}" for threshold in thresholds)
         _say(
-            f"no rows match this selection (is the lake empty, or {narrow}?)",
+            f"no rows match this selection (is the lake empty, or {narrow} too narrow?)",
             event="no_rows",
             level=logging.WARNING,
         )

@@ -483,6 +483,23 @@ def test_a_catalog_that_cannot_be_opened_is_one_line_without_its_url(
     assert s3_process.keys(bucket) == {}
 
 
+def test_a_catalog_error_that_quotes_the_password_is_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pyiceberg.catalog.sql
+
+    from esms_analytics.tables.iceberg import named_catalog
+
+    def refuse(*_: object, **__: object) -> None:
+        raise RuntimeError("cannot connect as scott:tiger-secret@db.example (timeout)")
+
+    monkeypatch.setattr(pyiceberg.catalog.sql, "SqlCatalog", refuse)
+    with pytest.raises(ConfigError) as refused:
+        named_catalog("postgresql://scott:tiger-secret@db.example/catalog", "file:///tmp", {})
+    assert "tiger-secret" not in str(refused.value)
+    assert "scott:***@db.example (timeout)" in str(refused.value)
+
+
 def test_an_iceberg_table_stores_small_integers_as_int32_and_reads_them_back(
     sim: Simulator, tmp_path: Path
 ) -> None:

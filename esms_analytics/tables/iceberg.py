@@ -41,6 +41,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -476,11 +477,22 @@ def named_catalog(uri: str, warehouse: str, properties: Mapping[str, str]) -> An
         return SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse, **properties)
     except Exception as exc:  # pyiceberg, SQLAlchemy, boto3 and requests raise their own kinds
         detail = (str(exc).splitlines() or [type(exc).__name__])[0].replace(uri, "<the URL>")
+        password = _password(uri)
+        if password:
+            detail = detail.replace(password, "***")
         raise ConfigError(
             f"${CATALOG_URI_ENV} names a catalog that cannot be opened ({detail[:160]}): give "
             "an https:// REST catalog, glue:// for AWS Glue, thrift:// for a Hive metastore or "
             "a SQLAlchemy URL (sqlite:////path/catalog.db, postgresql+psycopg://...)"
         ) from None
+
+
+def _password(uri: str) -> str | None:
+    """Return the password a URL holds (``scheme://user:password@host``), if any."""
+    try:
+        return urllib.parse.urlsplit(uri).password
+    except ValueError:
+        return None
 
 
 def iceberg_schema(schema: pa.Schema = TABLE_SCHEMA) -> Any:
