@@ -1149,11 +1149,21 @@ def _lake_info(args: argparse.Namespace) -> int:
     if not problems:
         return EXIT_OK
     damaged = info.windows.filter(info.windows["status"] != "ok").height
+    # Only the advice that applies: a lost manifest alone needs no repair by hand.
+    advice = [
+        *(["repair each day above with `sync --refresh`"] if damaged else []),
+        *(["move the foreign files out of sms/"] if info.foreign else []),
+        *(
+            ["the next sync writes the manifest again from what was rebuilt"]
+            if info.manifest_problem
+            else []
+        ),
+    ]
     _say(
         f"error: {damaged} partitions of {args.lake} are corrupt or missing, "
         f"{len(info.foreign)} foreign files, manifest "
         f"{'damaged' if info.manifest_problem else 'whole'} ({problems} problems in all); "
-        "repair each day above with `sync --refresh` and move foreign files out of sms/",
+        + "; ".join(advice or ["see the lines above"]),
         event="error",
         level=logging.ERROR,
         problems=problems,

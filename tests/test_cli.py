@@ -186,6 +186,22 @@ def test_lake_info(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"days {START} .. {END}, 28 windows" in out
 
 
+def test_lake_info_of_a_lake_that_lost_its_manifest_gives_only_the_advice_that_applies(
+    lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(lake, copy)
+    (copy / "_manifest.json").unlink()
+    code, out, err = run(capsys, "lake", "info", "--lake", str(copy))
+    assert code == 5
+    assert "windows were rebuilt from their files' metadata" in out
+    assert "the next sync writes the manifest again" in err
+    assert "sync --refresh" not in err
+    assert "foreign" not in err.split(";")[-1]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
