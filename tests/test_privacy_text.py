@@ -158,6 +158,10 @@ def test_names_in_decomposed_unicode_are_names_too() -> None:
         ("Your code is 553 210, OTP 553-210", "Your code is {code}, OTP {code}"),
         ("Ma OTP cua ban la 4 8 2 9 1 3.", "Ma OTP cua ban la {code}."),
         ("Mã 55 32 10 hết hạn", "Mã {code} hết hạn"),
+        ("OTP: 4829-13, ma 12-3456", "OTP: {code}, ma {code}"),
+        # A greeted customer's name is personal data: redacted, not only templated.
+        ("Chao anh Nguyen Van A, lich hen luc 9h30", "Chao anh {name}, lich hen luc 9h30"),
+        ("Kính gửi Quý khách Trần Thị Bích:", "Kính gửi Quý khách {name}:"),
         # An OTP that begins like a hotline is a code.
         ("Ma OTP cua ban la 190023.", "Ma OTP cua ban la {code}."),
         ("Lien he an.nguyen+sale@mail.example.com.vn.", "Lien he {email}."),
@@ -243,7 +247,7 @@ def test_frame_and_scalar_forms_agree_and_nulls_stay_null() -> None:
         out["template"],
         pl.Series("template", [None if t is None else template(t) for t in texts], pl.String),
     )
-    assert out["redacted"][-1] == "Chào Hà, {phone}"
+    assert out["redacted"][-1] == "Chào {name}, {phone}"  # a greeted name is personal too
     assert out["template"][-1] == "Chào {name}, {phone}"
 
 

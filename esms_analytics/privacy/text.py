@@ -2,13 +2,14 @@ r"""Message texts without their personal parts: redaction and templates.
 
 ``redact`` replaces what identifies a person or opens an account with a
 placeholder: codes (runs of four or more digits, OTP-like tokens mixing
-letters and digits), phone numbers (``0901888484``, ``84901888484``,
-``+84 90 188 8484``, 1800/1900 hotlines), e-mail addresses, amounts
-(``1.500.000đ``, ``150,000 VND``, ``50k``) and full dates (a birthday is
-personal). ``template`` goes further: it also replaces the parts that change
-from one message of a template to the next (the name after a greeting, short
-dates, times, order ids, URLs, other numbers) so that the messages of one
-template group together.
+letters and digits, digits in groups such as ``553 210`` or one by one),
+phone numbers (``0901888484``, ``84901888484``, ``+84 90 188 8484``,
+``(028) 3829 1234``, 1800/1900 hotlines), e-mail addresses, amounts
+(``1.500.000đ``, ``150,000 VND``, ``50k``), full dates (a birthday is
+personal) and the name after a greeting (``Chào anh {name},``).
+``template`` goes further: it also replaces the parts that change from one
+message of a template to the next (short dates, times, order ids, URLs,
+other numbers) so that the messages of one template group together.
 
 Each rule is a regular expression applied with Polars' ``str.replace_all``:
 ``redact_expr`` and ``template_expr`` are vectorised expressions for frames
@@ -80,6 +81,16 @@ _TOKEN = (
 _CURRENCY = r"(?:vnđ|vnd|đồng|dong|đ|d|usd)"
 _THOUSANDS = r"(?:nghìn|nghin|ngàn|ngan|triệu|trieu|tỷ|ty|tr|k)"
 
+_GREETING = (
+    r"(?i:xin chào|xin chao|chào mừng|chao mung|chào|chao|kính gửi|kinh gui|thân gửi|than gui"
+    r"|gửi|gui|dear|hello|hi)"
+)
+_TITLE = (
+    r"(?i:quý khách hàng|quy khach hang|quý khách|quy khach|khách hàng|khach hang|kh|anh|chị|chi"
+    r"|em|bạn|ban|ông|ong|bà|ba|cô|co|mr\.?|mrs\.?|ms\.?)"
+)
+_WORD = r"\p{Lu}[\p{L}\p{M}]*"
+
 #: (pattern, replacement) in the order they run; each sees the previous one's output.
 _REDACT_RULES: Final[tuple[tuple[str, str], ...]] = (
     (r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", "{email}"),
@@ -105,29 +116,12 @@ _REDACT_RULES: Final[tuple[tuple[str, str], ...]] = (
     # OTP-like tokens, and codes written in groups (553 210, 553-210, 55 32 10) or digit by
     # digit (4 8 2 9 1 3): one pass.
     (
-        _TOKEN
-        + r"|(?-u:\b)(?:\d{3}[ \-]\d{3}|\d{2}[ \-]\d{2}[ \-]\d{2}|(?:\d[ \-]){3,7}\d)(?-u:\b)",
+        _TOKEN + r"|(?-u:\b)(?:\d{3,4}[ \-]\d{2,4}|\d{2}[ \-]\d{3,4}|\d{2}[ \-]\d{2}[ \-]\d{2}"
+        r"|(?:\d[ \-]){3,7}\d)(?-u:\b)",
         "{code}",
     ),
     # Whatever digits are left in runs of four or more, even glued to a word ("mã123456").
     (r"\d{4,}", "{code}"),
-)
-
-_GREETING = (
-    r"(?i:xin chào|xin chao|chào mừng|chao mung|chào|chao|kính gửi|kinh gui|thân gửi|than gui"
-    r"|gửi|gui|dear|hello|hi)"
-)
-_TITLE = (
-    r"(?i:quý khách hàng|quy khach hang|quý khách|quy khach|khách hàng|khach hang|kh|anh|chị|chi"
-    r"|em|bạn|ban|ông|ong|bà|ba|cô|co|mr\.?|mrs\.?|ms\.?)"
-)
-_WORD = r"\p{Lu}[\p{L}\p{M}]*"
-
-#: Template rules that run first on the redacted text: URLs, order ids and names.
-_TEMPLATE_BEFORE: Final[tuple[tuple[str, str], ...]] = (
-    (r"(?i)(?:https?://|www\.)[^\s]*[^\s.,;:!?)\]]", "{url}"),
-    # An order id, whole even where redaction already put a placeholder in it (#A-{code}).
-    (r"#(?:[A-Za-z0-9]|\{[a-z]+\})(?:[A-Za-z0-9_\-]|\{[a-z]+\})*", "#{code}"),
     # A capitalised name after a greeting and titles, up to punctuation or the end:
     # "Chào Nguyễn Văn An," "Kinh gui Quy khach Tran Thi B:". A title alone stays.
     (
@@ -135,6 +129,14 @@ _TEMPLATE_BEFORE: Final[tuple[tuple[str, str], ...]] = (
         r"(?P<end>\s*(?:[,!.:;]|$))",
         "${greet}${title} {name}${end}",
     ),
+)
+
+
+#: Template rules that run first on the redacted text: URLs and order ids.
+_TEMPLATE_BEFORE: Final[tuple[tuple[str, str], ...]] = (
+    (r"(?i)(?:https?://|www\.)[^\s]*[^\s.,;:!?)\]]", "{url}"),
+    # An order id, whole even where redaction already put a placeholder in it (#A-{code}).
+    (r"#(?:[A-Za-z0-9]|\{[a-z]+\})(?:[A-Za-z0-9_\-]|\{[a-z]+\})*", "#{code}"),
 )
 #: Then what changes from one message of a template to the next: dates, times, numbers.
 _TEMPLATE_AFTER: Final[tuple[tuple[str, str], ...]] = (
@@ -202,7 +204,10 @@ def _apply_by_text(
 
 
 def redact_expr(expr: pl.Expr) -> pl.Expr:
-    """Replace codes, phones, e-mails, amounts and full dates in the texts of ``expr``.
+    """Replace codes, phones, e-mails, amounts, full dates and greeted names in ``expr``'s texts.
+
+    A name is the capitalised words after a greeting and its titles ("Chào anh
+    Nguyễn Văn An," becomes "Chào anh {name},").
 
     The text is put in Unicode NFC first. Nulls stay null. Vectorised: one
     ``str.replace_all`` per rule.
